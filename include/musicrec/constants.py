@@ -1,0 +1,63 @@
+"""Column names, reasons, layout and exit codes shared by every step."""
+
+from __future__ import annotations
+
+# --- landing (raw) event fields -------------------------------------------------------------
+EVENT_ID = "event_id"
+USER_ID = "user_id"
+TRACK_ID = "track_id"
+ARTIST_ID = "artist_id"
+EVENT_TS = "event_ts"
+MS_PLAYED = "ms_played"
+TRACK_DURATION_MS = "track_duration_ms"
+REASON_END = "reason_end"
+PLATFORM = "platform"
+ARTIST_NAME = "artist_name"
+TRACK_NAME = "track_name"
+
+REQUIRED_FIELDS = (EVENT_ID, USER_ID, TRACK_ID, ARTIST_ID, EVENT_TS, MS_PLAYED)
+OPTIONAL_FIELDS = (TRACK_DURATION_MS, REASON_END, PLATFORM, ARTIST_NAME, TRACK_NAME)
+
+REASONS_END = ("completed", "skipped", "interrupted", "endplay", "logout")
+PLATFORMS = ("ios", "android", "desktop", "web", "speaker")
+
+# --- columns added by ingestion ---------------------------------------------------------------
+EVENT_DATE = "event_date"
+BATCH = "batch"
+SOURCE_FILE = "source_file"
+RAW_LINE = "raw_line"
+QUARANTINE_REASON = "reason"
+QUARANTINE_DETAIL = "detail"
+
+# --- quarantine reasons (one record, exactly one reason) --------------------------------------
+REASON_EMPTY = "empty_line"
+REASON_ENCODING = "not_utf8"
+REASON_MALFORMED = "malformed_json"
+REASON_BAD_TYPE = "bad_type"
+REASON_MISSING = "missing_field"
+REASON_OUT_OF_RANGE = "out_of_range"
+REASON_OUT_OF_WINDOW = "event_time_out_of_window"
+QUARANTINE_REASONS = (
+    REASON_EMPTY,
+    REASON_ENCODING,
+    REASON_MALFORMED,
+    REASON_BAD_TYPE,
+    REASON_MISSING,
+    REASON_OUT_OF_RANGE,
+    REASON_OUT_OF_WINDOW,
+)
+
+# --- data lake layout under the data root -----------------------------------------------------
+LANDING_EVENTS = "landing/listening_events"
+ACCEPTED_EVENTS = "lake/accepted_events"
+QUARANTINE_EVENTS = "lake/quarantine_events"
+MANIFESTS = "manifests"
+REPORTS = "reports"
+CHECKPOINTS = "checkpoints"
+
+# --- exit codes of spark_jobs: the DAG maps NON_RETRYABLE to a fail-fast task failure ---------
+EXIT_OK = 0
+EXIT_RETRYABLE = 1  # anything unexpected: worth a retry (lost executor, I/O hiccup)
+EXIT_BAD_ARGS = 2  # argparse's own code: retrying cannot help
+EXIT_DATA_REJECTED = 3  # validation or quality gate failed: retrying cannot help
+NON_RETRYABLE_EXIT_CODES = (EXIT_BAD_ARGS, EXIT_DATA_REJECTED)

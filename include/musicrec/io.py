@@ -1,0 +1,123 @@
+"""All reading and writing of the lake: landing files, partitioned tables, manifests.
+
+Jobs call these at their edges; transforms never touch storage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from musicrec import constants as c
+from musicrec.schemas import EVENT_ID_ONLY
+
+log = logging.getLogger(__name__)
+
+
+def hour_folder(landing: Path, hour: datetime) -> Path:
+    return landing / f"dt={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+
+
+def data_files(folder: Path) -> list[Path]:
+    """Files Spark will read from a folder: hidden and underscore files are skipped."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith((".", "_")))
+
+
+def find_hours(landing: Path, hours: Iterable[datetime]) -> tuple[list[Path], list[datetime]]:
+    """Split hours into existing folders and missing hours."""
+    present: list[Path] = []
+    missing: list[datetime] = []
+    for hour in hours:
+        folder = hour_folder(landing, hour)
+        if folder.is_dir():
+            present.append(folder)
+        else:
+            missing.append(hour)
+    return present, missing
+
+
+def read_lines(spark: SparkSession, folders: list[Path]) -> DataFrame:
+    """Raw lines with their source file and a position that orders lines within a file."""
+    if not folders:
+        schema = "value string, source_file string, _pos long"
+        return spark.createDataFrame([], schema)
+    raw = spark.read.text([str(f) for f in folders])
+    # Relative to the landing root (dt=/hour=/file): the lake does not depend on where the
+    # landing folder is mounted, and the path sorts in delivery order.
+    path = F.col("_metadata.file_path")
+    relative = F.regexp_extract(path, r"(dt=[^/]+/hour=[^/]+/[^/]+)$", 1)
+    return raw.select(
+        F.col("value"),
+        F.when(relative != "", relative).otherwise(path).alias(c.SOURCE_FILE),
+        F.monotonically_increasing_id().alias("_pos"),
+    )
+
+
+def read_event_ids(spark: SparkSession, folders: list[Path]) -> DataFrame | None:
+    """Event ids of landing folders (a one-field parse: cheap lookback for redeliveries)."""
+    if not folders:
+        return None
+    return (
+        spark.read.schema(EVENT_ID_ONLY)
+        .json([str(f) for f in folders])
+        .where(F.col(c.EVENT_ID).isNotNull())
+    )
+
+
+def table_exists(path: Path) -> bool:
+    return path.is_dir() and any(
+        p.name.startswith(f"{c.EVENT_DATE}=") or p.name.startswith(f"{c.BATCH}=")
+        for p in path.iterdir()
+    )
+
+
+def write_partitions(df: DataFrame, path: Path, partition_by: list[str]) -> None:
+    """Replace exactly the partitions present in ``df`` (dynamic partition overwrite).
+
+    Spark stages the files and swaps partitions only when the job commits: a write that fails
+    half-way leaves the previous data of those partitions readable.
+    """
+    (
+        df.write.mode("overwrite")
+        .option("partitionOverwriteMode", "dynamic")
+        .partitionBy(*partition_by)
+        .parquet(str(path))
+    )
+
+
+def remove_stale_batch_partitions(table: Path, batch: str, keep_dates: set[str]) -> list[str]:
+    """After a committed write, drop this batch's partitions under dates it no longer has."""
+    removed = []
+    for folder in sorted(table.glob(f"{c.EVENT_DATE}=*/{c.BATCH}={batch}")):
+        day = folder.parent.name.split("=", 1)[1]
+        if day not in keep_dates:
+            shutil.rmtree(folder)
+            removed.append(str(folder))
+    return removed
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text())
+
+
+def manifest_path(data_root: Path, step: str, key: str) -> Path:
+    return data_root / c.MANIFESTS / step / f"{key}.json"

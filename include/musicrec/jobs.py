@@ -1,0 +1,87 @@
+"""What every ``spark_jobs/`` script shares: arguments, session, logging, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from musicrec import constants as c
+from musicrec.exceptions import ConfigError, DataRejectedError
+
+log = logging.getLogger("musicrec")
+
+
+def base_parser(description: str | None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--data-root", type=Path, required=True, help="root of landing/, lake/ ...")
+    p.add_argument(
+        "--master",
+        default=None,
+        help="Spark master when not launched by spark-submit (default local[*,4])",
+    )
+    p.add_argument(
+        "--event-log-dir",
+        type=Path,
+        default=None,
+        help="write Spark event logs here (for the History Server)",
+    )
+    p.add_argument("--run-id", default="manual", help="Airflow run id, recorded in manifests")
+    return p
+
+
+def setup_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    for noisy in ("py4j", "great_expectations"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def session_for(args: argparse.Namespace, app: str):  # -> SparkSession, imported lazily
+    from musicrec.spark import build_session
+
+    return build_session(
+        f"musicrec-{app}",
+        checkpoint_dir=args.data_root / c.CHECKPOINTS / app,
+        master=args.master,
+        event_log_dir=args.event_log_dir,
+    )
+
+
+def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
+    """Run a job's main and map failures to exit codes the DAG understands.
+
+    Data rejected (validation, quality gate) and bad arguments are not retryable: retrying
+    the same data cannot help. Anything else exits 1 and Airflow retries it.
+    """
+    setup_logging()
+    started = time.monotonic()
+    try:
+        code = main(argv)
+    except DataRejectedError as exc:
+        log.error("DATA REJECTED (not retryable):\n%s", exc.summary)
+        code = c.EXIT_DATA_REJECTED
+    except ConfigError as exc:
+        log.error("BAD ARGUMENTS (not retryable): %s", exc)
+        code = c.EXIT_BAD_ARGS
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, logged in full
+        log.error("FAILED (retryable): %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
+        code = c.EXIT_RETRYABLE
+    log.info("exit code %d after %.1f s", code, time.monotonic() - started)
+    return code
+
+
+def stop_spark() -> None:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()

@@ -1,0 +1,98 @@
+"""The one place that holds Spark configuration presets, each setting with its reason.
+
+Pure data (no pyspark import) so the DAG and tests can read it cheaply. ``spark.build_session``
+applies BASE + RESILIENCE to every job; spark-submit gets the same values through
+``as_submit_conf`` so a cluster run and an embedded run behave alike.
+"""
+
+from __future__ import annotations
+
+# Embedded default master. Plain local[*] never retries a failed task (it ignores
+# spark.task.maxFailures); local[*,4] retries like a cluster would (RELIABILITY.md).
+DEFAULT_MASTER = "local[*,4]"
+# Tests: two cores, three attempts: a task failing on attempt 0 only must still succeed.
+TEST_MASTER = "local[2,3]"
+
+# name -> (value, why)
+BASE: dict[str, tuple[str, str]] = {
+    "spark.ui.showConsoleProgress": ("false", "progress bars garble task logs read by on-call"),
+    "spark.sql.session.timeZone": ("UTC", "event dates and hour folders are UTC everywhere"),
+    "spark.serializer": (
+        "org.apache.spark.serializer.KryoSerializer",
+        "Kryo is faster and smaller than Java serialization for ALS blocks (the talk)",
+    ),
+    "spark.sql.sources.partitionOverwriteMode": (
+        "dynamic",
+        "overwrite replaces only the partitions written; a failed write keeps old data",
+    ),
+    "spark.sql.shuffle.partitions": ("16", "small cluster: 200 default shuffle tasks are overhead"),
+    "spark.sql.adaptive.enabled": ("true", "coalesces small shuffle partitions at run time"),
+    "spark.sql.files.maxRecordsPerFile": ("0", "one file per task and partition, no splitting"),
+    "spark.sql.parquet.compression.codec": ("zstd", "smaller lake files at similar CPU cost"),
+    "spark.ui.enabled": ("false", "the History Server shows finished apps; saves a port per job"),
+}
+
+RESILIENCE: dict[str, tuple[str, str]] = {
+    "spark.task.maxFailures": ("4", "retry a task lost with its executor, but fail a poison task"),
+    "spark.stage.maxConsecutiveAttempts": (
+        "8",
+        "a stage resubmitted after fetch failures from lost executors gets more chances",
+    ),
+    "spark.excludeOnFailure.enabled": (
+        "true",
+        "stop scheduling onto an executor or node that keeps failing tasks",
+    ),
+    "spark.excludeOnFailure.task.maxTaskAttemptsPerExecutor": (
+        "1",
+        "retry a failed task on a different executor first",
+    ),
+    "spark.excludeOnFailure.killExcludedExecutors": (
+        "false",
+        "exclusion alone suffices; killing would shrink a two-worker cluster to nothing",
+    ),
+    "spark.executor.memoryOverhead": ("512m", "off-heap headroom so executors are not OOM-killed"),
+    "spark.network.timeout": ("300s", "long GC pauses in ALS must not look like a dead executor"),
+    "spark.executor.heartbeatInterval": ("20s", "must stay well below spark.network.timeout"),
+    "spark.shuffle.io.maxRetries": ("10", "ride out a briefly unreachable shuffle server"),
+    "spark.shuffle.io.retryWait": ("10s", "space shuffle fetch retries out"),
+    "spark.rdd.compress": ("true", "cached ALS blocks serialized to disk take less space"),
+    "spark.cleaner.referenceTracking.cleanCheckpoints": (
+        "true",
+        "remove ALS checkpoint files once their lineage is no longer needed",
+    ),
+    "spark.decommission.enabled": ("true", "a worker told to leave migrates its blocks first"),
+    "spark.storage.decommission.enabled": ("true", "migrate cached blocks on decommission"),
+    "spark.storage.decommission.shuffleBlocks.enabled": (
+        "true",
+        "migrate shuffle files on decommission, so no fetch failures follow",
+    ),
+    "spark.storage.decommission.rddBlocks.enabled": ("true", "migrate cached RDD blocks too"),
+}
+
+
+# Embedded local mode has exactly one executor (the driver): excluding it after one failure
+# leaves a retried task nowhere to run, and the job aborts (measured: the fail-once test).
+LOCAL_OVERRIDES: dict[str, tuple[str, str]] = {
+    "spark.excludeOnFailure.enabled": ("false", "one executor in local mode: nothing to exclude"),
+}
+
+
+def is_embedded(master: str) -> bool:
+    """local / local[N] / local[N,F]: one JVM, one executor (local-cluster has several)."""
+    return master == "local" or master.startswith("local[")
+
+
+def preset(*names: str) -> dict[str, str]:
+    """Merge named presets into a plain ``{key: value}`` dict."""
+    tables = {"base": BASE, "resilience": RESILIENCE, "local": LOCAL_OVERRIDES}
+    merged: dict[str, str] = {}
+    for name in names:
+        merged.update({key: value for key, (value, _why) in tables[name].items()})
+    return merged
+
+
+def default_conf(master: str) -> dict[str, str]:
+    """Everything a job on ``master`` runs with."""
+    if is_embedded(master):
+        return preset("base", "resilience", "local")
+    return preset("base", "resilience")

@@ -1,0 +1,37 @@
+"""Build spark-submit command lines: one place, used by the demo, benchmarks and tests.
+
+The DAG uses SparkSubmitOperator instead, with the same conf (``spark_conf``) and py-files.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from musicrec.spark_conf import DEFAULT_MASTER, default_conf
+
+ROOT = Path(__file__).resolve().parents[2]
+PY_FILES = ROOT / "dist" / "musicrec.zip"
+
+
+def spark_submit_bin() -> str:
+    return str(Path(sys.executable).with_name("spark-submit"))
+
+
+def command(job: str, args: Sequence[str], master: str = DEFAULT_MASTER,
+            extra_conf: dict[str, str] | None = None) -> list[str]:
+    if not PY_FILES.exists():
+        raise FileNotFoundError(f"{PY_FILES} is missing: run `make dist`")
+    conf = {**default_conf(master), "spark.pyspark.python": sys.executable, **(extra_conf or {})}
+    cmd = [spark_submit_bin(), "--master", master, "--py-files", str(PY_FILES)]
+    for key, value in sorted(conf.items()):
+        cmd += ["--conf", f"{key}={value}"]
+    return [*cmd, str(ROOT / "spark_jobs" / f"{job}.py"), *args]
+
+
+def run(job: str, args: Sequence[str], master: str = DEFAULT_MASTER, **kwargs) -> int:  # noqa: ANN003
+    env = {**os.environ, "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
+    return subprocess.run(command(job, args, master), env=env, check=False, **kwargs).returncode

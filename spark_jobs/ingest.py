@@ -1,0 +1,194 @@
+"""Ingest one interval of landing files: accepted, quarantined or duplicate, exactly once.
+
+    python spark_jobs/ingest.py --data-root data --start 2026-01-05 --end 2026-01-06
+
+Re-running an interval replaces exactly that interval's partitions (accepted rows of batch
+``<interval>`` under each event date, and the batch's quarantine partition). A manifest
+records read = accepted + quarantined (by reason) + duplicates, counted from written data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from musicrec import constants as c
+from musicrec import io
+from musicrec.config import IngestConfig, Interval
+from musicrec.exceptions import MissingInputError, MusicrecError
+from musicrec.ingest import DUPLICATE, accepted_rows, flag_duplicates, parse, quarantine_rows, route
+from musicrec.jobs import base_parser, run, session_for, stop_spark
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+log = logging.getLogger("musicrec.ingest")
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[IngestConfig, argparse.Namespace]:
+    p = base_parser(__doc__)
+    p.add_argument("--start", required=True, help="interval start, ISO (inclusive)")
+    p.add_argument("--end", required=True, help="interval end, ISO (exclusive)")
+    p.add_argument("--missing-hours", choices=["fail", "warn"], default="fail")
+    p.add_argument("--allowed-lateness-hours", type=float, default=48.0)
+    p.add_argument("--dedup-lookback-hours", type=int, default=1)
+    args = p.parse_args(argv)
+    cfg = IngestConfig(
+        data_root=args.data_root,
+        interval=Interval.parse(args.start, args.end),
+        allowed_lateness=timedelta(hours=args.allowed_lateness_hours),
+        missing_hours=args.missing_hours,
+        dedup_lookback_hours=args.dedup_lookback_hours,
+    )
+    return cfg, args
+
+
+def seen_before(spark: SparkSession, cfg: IngestConfig) -> DataFrame | None:
+    """Ids delivered in the lookback hours, or accepted by any other batch for these dates."""
+    landing = cfg.data_root / c.LANDING_EVENTS
+    lookback = [
+        cfg.interval.start - timedelta(hours=h + 1) for h in range(cfg.dedup_lookback_hours)
+    ]
+    folders, _ = io.find_hours(landing, lookback)
+    parts = [ids for ids in [io.read_event_ids(spark, folders)] if ids is not None]
+    accepted = cfg.data_root / c.ACCEPTED_EVENTS
+    if io.table_exists(accepted):
+        first, last = cfg.window_start.date(), cfg.window_end.date()
+        other = spark.read.parquet(str(accepted)).where(
+            F.col(c.EVENT_DATE).between(F.lit(first), F.lit(last))
+            & (F.col(c.BATCH) != cfg.interval.batch_id)
+        )
+        parts.append(other.select(c.EVENT_ID))
+    if not parts:
+        return None
+    ids = parts[0]
+    for more in parts[1:]:
+        ids = ids.unionByName(more)
+    return ids.distinct()
+
+
+def count_outcomes(routed: DataFrame) -> dict[str, int]:
+    """One pass over the persisted routed lines: read, accepted, duplicates, event dates."""
+    is_accepted = F.col(c.QUARANTINE_REASON).isNull() & ~F.col(DUPLICATE)
+    row = routed.agg(
+        F.count(F.lit(1)).alias("read"),
+        F.count_if(is_accepted).alias("accepted"),
+        F.count_if(F.col(DUPLICATE)).alias("duplicates"),
+        F.collect_set(F.when(is_accepted, F.to_date(F.col("_j").getField(c.EVENT_TS)))).alias(
+            "dates"
+        ),
+    ).first()
+    assert row is not None
+    return {
+        "read": row["read"],
+        "accepted": row["accepted"],
+        "duplicates": row["duplicates"],
+        "dates": sorted(d.isoformat() for d in row["dates"]),
+    }
+
+
+def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
+    started = time.monotonic()
+    landing = cfg.data_root / c.LANDING_EVENTS
+    folders, missing = io.find_hours(landing, cfg.interval.hours)
+    if missing:
+        names = ", ".join(f"{h:%Y-%m-%dT%H}" for h in missing)
+        if cfg.missing_hours == "fail":
+            raise MissingInputError(f"{len(missing)} landing hour folder(s) missing: {names}")
+        log.warning("MISSING landing hours (policy=warn): %s", names)
+    batch = cfg.interval.batch_id
+    routed = route(parse(io.read_lines(spark, folders)), cfg)
+    # Persisted once: counted, then written twice, without re-reading or re-parsing.
+    outcome = flag_duplicates(routed, seen_before(spark, cfg)).persist(StorageLevel.MEMORY_AND_DISK)
+    expected = count_outcomes(outcome)
+    accepted_path = cfg.data_root / c.ACCEPTED_EVENTS
+    quarantine_path = cfg.data_root / c.QUARANTINE_EVENTS
+    io.write_partitions(accepted_rows(outcome, batch), accepted_path, [c.EVENT_DATE, c.BATCH])
+    io.write_partitions(quarantine_rows(outcome, batch), quarantine_path, [c.BATCH])
+    outcome.unpersist()
+    return reconcile(spark, cfg, run_id, folders, missing, expected, started)
+
+
+def written_counts(spark: SparkSession, cfg: IngestConfig) -> tuple[dict[str, int], dict[str, int]]:
+    """Accepted rows per event date and quarantined rows per reason, read back from the lake."""
+    batch = cfg.interval.batch_id
+    accepted: dict[str, int] = {}
+    if io.table_exists(cfg.data_root / c.ACCEPTED_EVENTS):
+        table = spark.read.parquet(str(cfg.data_root / c.ACCEPTED_EVENTS))
+        for row in table.where(F.col(c.BATCH) == batch).groupBy(c.EVENT_DATE).count().collect():
+            accepted[row[c.EVENT_DATE].isoformat()] = row["count"]
+    quarantined: dict[str, int] = {}
+    if io.table_exists(cfg.data_root / c.QUARANTINE_EVENTS):
+        table = spark.read.parquet(str(cfg.data_root / c.QUARANTINE_EVENTS))
+        for row in (
+            table.where(F.col(c.BATCH) == batch).groupBy(c.QUARANTINE_REASON).count().collect()
+        ):
+            quarantined[row[c.QUARANTINE_REASON]] = row["count"]
+    return accepted, quarantined
+
+
+def reconcile(spark, cfg, run_id, folders, missing, expected, started) -> dict:  # noqa: ANN001
+    batch = cfg.interval.batch_id
+    # Partitions this batch wrote in an earlier run under dates it no longer produces.
+    stale = io.remove_stale_batch_partitions(
+        cfg.data_root / c.ACCEPTED_EVENTS, batch, set(expected["dates"])
+    )
+    accepted_by_date, quarantined = written_counts(spark, cfg)
+    accepted = sum(accepted_by_date.values())
+    total = accepted + sum(quarantined.values()) + expected["duplicates"]
+    manifest = {
+        "step": "ingest",
+        "run_id": run_id,
+        "batch": batch,
+        "interval": {"start": cfg.interval.start, "end": cfg.interval.end},
+        "inputs": {
+            "hour_folders": [str(f) for f in folders],
+            "files": [str(p) for f in folders for p in io.data_files(f)],
+            "missing_hours": [h.isoformat() for h in missing],
+        },
+        "outputs": {
+            "accepted": str(cfg.data_root / c.ACCEPTED_EVENTS),
+            "accepted_partitions": sorted(accepted_by_date),
+            "quarantine": str(cfg.data_root / c.QUARANTINE_EVENTS),
+            "removed_stale_partitions": stale,
+        },
+        "counts": {
+            "read": expected["read"],
+            "accepted": accepted,
+            "accepted_by_event_date": accepted_by_date,
+            "quarantined": sum(quarantined.values()),
+            "quarantined_by_reason": quarantined,
+            "duplicates": expected["duplicates"],
+        },
+        "spark_version": spark.version,
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    if total != expected["read"] or accepted != expected["accepted"]:
+        raise MusicrecError(f"reconciliation failed, nothing may be lost: {manifest['counts']}")
+    io.write_json_atomic(io.manifest_path(cfg.data_root, "ingest", batch), manifest)
+    log.info(
+        "ingest %s: read=%d accepted=%d quarantined=%d %s duplicates=%d",
+        batch,
+        expected["read"],
+        accepted,
+        sum(quarantined.values()),
+        quarantined,
+        expected["duplicates"],
+    )
+    return manifest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg, args = parse_args(argv)
+    spark = session_for(args, "ingest")
+    ingest(spark, cfg, args.run_id)
+    return c.EXIT_OK
+
+
+if __name__ == "__main__":
+    code = run(main)
+    stop_spark()
+    raise SystemExit(code)

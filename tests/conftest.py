@@ -1,0 +1,92 @@
+"""Shared fixtures: one local SparkSession for the whole run, generated landing data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+FAULT_DAY = date(2026, 1, 1)
+
+
+@pytest.fixture(scope="session")
+def spark(tmp_path_factory):
+    from musicrec.spark import build_session
+    from musicrec.spark_conf import TEST_MASTER
+
+    session = build_session(
+        "musicrec-tests",
+        master=TEST_MASTER,
+        checkpoint_dir=tmp_path_factory.mktemp("checkpoints"),
+        conf={"spark.sql.shuffle.partitions": "4", "spark.driver.memory": "2g"},
+    )
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def fault_landing(tmp_path_factory) -> Path:
+    """Two days of logs with every defect kind injected (about 2% of lines)."""
+    from musicrec.generator.cli import generate
+    from musicrec.generator.world import WorldSpec
+    from musicrec.generator.writer import FaultRates
+
+    out = tmp_path_factory.mktemp("landing") / "listening_events"
+    generate(
+        out,
+        FAULT_DAY,
+        2,
+        20_000,
+        WorldSpec(users=600, artists=200, seed=7),
+        FaultRates.testing(),
+        processes=1,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def clean_landing(tmp_path_factory) -> Path:
+    """Ten clean days: enough history for the volume band and for model steps."""
+    from musicrec.generator.cli import generate
+    from musicrec.generator.world import WorldSpec
+    from musicrec.generator.writer import FaultRates
+
+    out = tmp_path_factory.mktemp("clean") / "listening_events"
+    generate(
+        out,
+        date(2026, 2, 1),
+        10,
+        6_000,
+        WorldSpec(users=400, artists=150, seed=11),
+        FaultRates(),
+        processes=2,
+    )
+    return out
+
+
+def make_data_root(tmp_path: Path, landing: Path) -> Path:
+    """A fresh data root whose landing folder is a copy of a generated one."""
+    root = tmp_path / "data"
+    target = root / "landing" / "listening_events"
+    target.parent.mkdir(parents=True)
+    shutil.copytree(landing, target)
+    return root
+
+
+@pytest.fixture
+def fault_root(tmp_path, fault_landing) -> Path:
+    return make_data_root(tmp_path, fault_landing)
+
+
+@pytest.fixture
+def clean_root(tmp_path, clean_landing) -> Path:
+    return make_data_root(tmp_path, clean_landing)

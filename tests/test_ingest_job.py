@@ -1,0 +1,167 @@
+"""The ingestion job on generated files: exact reconciliation, idempotency, isolation."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from musicrec import constants as c
+from musicrec.config import IngestConfig, Interval
+from musicrec.exceptions import MissingInputError
+from musicrec.jobs import run
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs import ingest as job
+from tests.conftest import FAULT_DAY
+
+pytestmark = pytest.mark.unit
+DAY = FAULT_DAY.isoformat()
+NEXT = (FAULT_DAY + timedelta(days=1)).isoformat()
+
+
+def ingest(root: Path, start: str = DAY, end: str = NEXT, *extra: str) -> int:
+    return run(job.main, ["--data-root", str(root), "--start", start, "--end", end, *extra])
+
+
+def manifest(root: Path, batch: str) -> dict:
+    return json.loads((root / c.MANIFESTS / "ingest" / f"{batch}.json").read_text())
+
+
+def accepted(spark, root: Path):
+    return spark.read.parquet(str(root / c.ACCEPTED_EVENTS))
+
+
+def lake_files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (root / "lake").rglob("*") if p.is_file())
+
+
+def test_every_line_reconciles_with_the_generators_truth(spark, fault_root):
+    assert ingest(fault_root) == 0
+    truth = json.loads((fault_root / c.LANDING_EVENTS / "_truth" / f"dt={DAY}.json").read_text())
+    counts = manifest(fault_root, "20260101T00_24h")["counts"]
+    assert counts["read"] == truth["lines"]
+    assert counts["accepted"] == truth["accepted"]
+    assert counts["duplicates"] == truth["duplicates"]
+    assert counts["quarantined_by_reason"] == {r: truth[r] for r in c.QUARANTINE_REASONS}
+    assert counts["read"] == counts["accepted"] + counts["quarantined"] + counts["duplicates"]
+    # The tables hold what the manifest says, and quarantine keeps raw text, file and reason.
+    table = accepted(spark, fault_root)
+    assert table.count() == truth["accepted"]
+    assert table.select("event_id").distinct().count() == truth["accepted"]
+    quarantine = spark.read.parquet(str(fault_root / c.QUARANTINE_EVENTS))
+    assert quarantine.count() == counts["quarantined"]
+    assert quarantine.where(F.col("raw_line").isNull() | F.col("source_file").isNull()).count() == 0
+    # Late events were accepted under the dates they happened on.
+    assert set(manifest(fault_root, "20260101T00_24h")["outputs"]["accepted_partitions"]) > {DAY}
+
+
+def test_rerun_replaces_exactly_its_own_output(spark, fault_root):
+    assert ingest(fault_root) == 0
+    first = accepted(spark, fault_root).orderBy("event_id").collect()
+    files = lake_files(fault_root)
+    assert ingest(fault_root) == 0
+    assertDataFrameEqual(accepted(spark, fault_root).orderBy("event_id").collect(), first)
+    after = lake_files(fault_root)
+    assert len(after) == len(files)
+    assert not [f for f in after if "staging" in f or "_temporary" in f]
+    assert manifest(fault_root, "20260101T00_24h")["counts"]["duplicates"] > 0
+
+
+def test_ingesting_one_day_leaves_other_days_untouched(spark, fault_root):
+    assert ingest(fault_root) == 0
+    day1 = {p: p.stat().st_mtime_ns for p in (fault_root / "lake").rglob("*20260101T00_24h*/*")}
+    assert ingest(fault_root, NEXT, "2026-01-03") == 0
+    assert ingest(fault_root, NEXT, "2026-01-03") == 0
+    assert {p: p.stat().st_mtime_ns for p in day1} == day1
+    batches = {r.batch for r in accepted(spark, fault_root).select("batch").distinct().collect()}
+    assert batches == {"20260101T00_24h", "20260102T00_24h"}
+
+
+def test_a_write_failing_half_way_keeps_the_previous_output(spark, fault_root, monkeypatch):
+    assert ingest(fault_root) == 0
+    before = accepted(spark, fault_root).orderBy("event_id").collect()
+
+    def poisoned(flagged, batch):
+        from pyspark.sql.functions import udf
+
+        @udf("string")
+        def explode_late(value):
+            if value is not None and value.startswith("7"):
+                raise RuntimeError("disk full (injected)")
+            return value
+
+        rows = job.__dict__["_original_accepted_rows"](flagged, batch)
+        return rows.withColumn("event_id", explode_late("event_id"))
+
+    monkeypatch.setitem(job.__dict__, "_original_accepted_rows", job.accepted_rows)
+    monkeypatch.setattr(job, "accepted_rows", poisoned)
+    assert ingest(fault_root) == c.EXIT_RETRYABLE
+    assertDataFrameEqual(accepted(spark, fault_root).orderBy("event_id").collect(), before)
+    monkeypatch.undo()
+    assert ingest(fault_root) == 0  # and a retry cleans up after the failed attempt
+    assert not [f for f in lake_files(fault_root) if "staging" in f]
+
+
+def _hours(root: Path, hours: list[int], parallel: int = 1) -> None:
+    intervals = [(f"{DAY}T{h:02d}:00", f"{DAY}T{h + 1:02d}:00") for h in hours]
+    with ThreadPoolExecutor(parallel) as pool:
+        codes = list(pool.map(lambda se: ingest(root, *se), intervals))
+    assert codes == [0] * len(hours)
+
+
+def test_hour_order_and_concurrency_do_not_change_the_result(spark, tmp_path, fault_root):
+    roots = [tmp_path / name for name in ("in_order", "reversed", "concurrent")]
+    for root in roots:
+        shutil.copytree(fault_root / "landing", root / "landing")
+    hours = [7, 8, 9]
+    _hours(roots[0], hours)
+    _hours(roots[1], hours[::-1])
+    _hours(roots[2], hours, parallel=2)
+    reference = accepted(spark, roots[0])
+    assert reference.count() > 0
+    for root in roots[1:]:
+        assertDataFrameEqual(accepted(spark, root), reference)
+    dups = [manifest(roots[0], f"20260101T{h:02d}_1h")["counts"]["duplicates"] for h in hours]
+    assert sum(dups) > 0
+
+
+def test_redelivery_on_the_next_day_is_a_duplicate_in_any_order(spark, tmp_path, fault_root):
+    landing = fault_root / c.LANDING_EVENTS
+    last_hour = landing / f"dt={DAY}" / "hour=23" / "part-00000.jsonl.gz"
+    line = next(
+        x
+        for x in gzip.decompress(last_hour.read_bytes()).split(b"\n")
+        if x.startswith(b'{"event_id"') and b"client_version" not in x
+    )
+    json.loads(line)
+    redelivered = landing / f"dt={NEXT}" / "hour=00" / "part-99999.jsonl.gz"
+    redelivered.write_bytes(gzip.compress(line + b"\n"))
+    other = tmp_path / "reverse"
+    shutil.copytree(fault_root / "landing", other / "landing")
+    assert ingest(fault_root) == 0 and ingest(fault_root, NEXT, "2026-01-03") == 0
+    assert ingest(other, NEXT, "2026-01-03") == 0 and ingest(other) == 0
+    assertDataFrameEqual(accepted(spark, other), accepted(spark, fault_root))
+    event_id = json.loads(line)["event_id"]
+    assert accepted(spark, fault_root).where(F.col("event_id") == event_id).count() == 1
+
+
+def test_missing_hour_fails_or_warns_by_policy(spark, fault_root):
+    shutil.rmtree(fault_root / c.LANDING_EVENTS / f"dt={DAY}" / "hour=05")
+    cfg = IngestConfig(fault_root, Interval.parse(DAY, NEXT))
+    with pytest.raises(MissingInputError, match="2026-01-01T05"):
+        job.ingest(spark, cfg, "test")
+    assert ingest(fault_root) == c.EXIT_RETRYABLE
+    assert ingest(fault_root, DAY, NEXT, "--missing-hours", "warn") == 0
+    assert manifest(fault_root, "20260101T00_24h")["inputs"]["missing_hours"] == [
+        "2026-01-01T05:00:00+00:00"
+    ]
+
+
+def test_bad_arguments_are_not_retryable(fault_root):
+    assert ingest(fault_root, NEXT, DAY) == c.EXIT_BAD_ARGS
