@@ -25,13 +25,23 @@ def main() -> int:
     root = args.data_root.resolve()
     spec = WorldSpec(users=3000, artists=600, genres=12, seed=42)
     print(f"generating {args.days} days x ~{args.events_per_day} events into {root}/landing")
-    generate(root / c.LANDING_EVENTS, args.start, args.days, args.events_per_day, spec, FaultRates())
+    generate(
+        root / c.LANDING_EVENTS, args.start, args.days, args.events_per_day, spec, FaultRates()
+    )
     write_catalog(spec, root / "landing" / "catalog" / "artists.jsonl")
     rows = []
     for i in range(args.days):
         day = args.start + timedelta(days=i)
-        span = ["--data-root", str(root), "--start", day.isoformat(),
-                "--end", (day + timedelta(days=1)).isoformat(), "--run-id", "demo"]
+        span = [
+            "--data-root",
+            str(root),
+            "--start",
+            day.isoformat(),
+            "--end",
+            (day + timedelta(days=1)).isoformat(),
+            "--run-id",
+            "demo",
+        ]
         for job in ("ingest", "validate"):
             code = submit.run(job, span)
             if code != 0:
@@ -42,7 +52,9 @@ def main() -> int:
         rows.append((day, counts))
     print("\nday         read  accepted  quarantined  duplicates")
     for day, k in rows:
-        print(f"{day}  {k['read']:7d}  {k['accepted']:8d}  {k['quarantined']:11d}  {k['duplicates']:10d}")
+        print(
+            f"{day}  {k['read']:7d}  {k['accepted']:8d}  {k['quarantined']:11d}  {k['duplicates']:10d}"
+        )
     print(f"\nData Docs: {root / c.REPORTS / 'data_docs'}/<batch>/index.html")
     return 0
 

@@ -125,3 +125,78 @@ class ValidationConfig:
             raise ConfigError("volume_band must be > 0")
         if self.volume_history_days < 1:
             raise ConfigError("volume_history_days must be >= 1")
+
+
+ITEM_LEVELS = ("artist", "track")
+SCHEMES = ("log", "linear")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """Binarization and confidence weighting of a trailing window of accepted events.
+
+    ``rating`` fed to MLlib is t(r): log -> log(1 + r / epsilon), linear -> r. MLlib itself
+    applies c = 1 + alpha * |rating| (alpha is a training parameter), so the effective
+    confidence is 1 + alpha * log(1 + r / epsilon) (Hu et al.) or 1 + alpha * r, with alpha
+    applied exactly once.
+    """
+
+    window_days: int = 28
+    holdout_days: int = 1
+    item_level: str = "artist"
+    min_ms_played: int = 30_000
+    scheme: str = "log"
+    epsilon: float = 1.0
+    min_user_items: int = 2
+    min_item_users: int = 2
+
+    def __post_init__(self) -> None:
+        if self.item_level not in ITEM_LEVELS:
+            raise ConfigError(f"item_level must be one of {ITEM_LEVELS}, not {self.item_level!r}")
+        if self.scheme not in SCHEMES:
+            raise ConfigError(f"scheme must be one of {SCHEMES}, not {self.scheme!r}")
+        if self.window_days < 1 or not 0 <= self.holdout_days < self.window_days:
+            raise ConfigError("need window_days >= 1 and 0 <= holdout_days < window_days")
+        if self.epsilon <= 0 or self.min_ms_played < 0:
+            raise ConfigError("epsilon must be > 0 and min_ms_played >= 0")
+        if self.min_user_items < 1 or self.min_item_users < 1:
+            raise ConfigError("minimum supports must be >= 1")
+
+
+@dataclass(frozen=True)
+class ALSConfig:
+    """Spark MLlib implicit ALS parameters (MLlib conventions: ALS-WR regularisation)."""
+
+    rank: int = 32
+    reg_param: float = 0.05
+    alpha: float = 10.0
+    max_iter: int = 10
+    seed: int = 42
+    checkpoint_interval: int = 5
+    num_blocks: int | None = None  # None: derived from the cluster's parallelism
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.rank <= 1000:
+            raise ConfigError("rank must be within 1..1000")
+        if self.reg_param < 0 or self.alpha < 0:
+            raise ConfigError("reg_param and alpha must be >= 0")
+        if self.max_iter < 1 or self.checkpoint_interval < 1:
+            raise ConfigError("max_iter and checkpoint_interval must be >= 1")
+        if self.num_blocks is not None and self.num_blocks < 1:
+            raise ConfigError("num_blocks must be >= 1")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """Quality gate: the challenger must beat popularity and not regress the champion."""
+
+    min_lift_over_popularity: float = 1.5
+    max_drop_vs_published: float = 0.10
+    metric: str = "ndcg@10"
+    subset: str = "all"  # "all" streams or "new" items only
+
+    def __post_init__(self) -> None:
+        if self.min_lift_over_popularity < 0 or not 0 <= self.max_drop_vs_published <= 1:
+            raise ConfigError("gate thresholds out of range")
+        if self.subset not in ("all", "new"):
+            raise ConfigError("gate subset must be 'all' or 'new'")

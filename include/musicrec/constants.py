@@ -61,3 +61,10 @@ EXIT_RETRYABLE = 1  # anything unexpected: worth a retry (lost executor, I/O hic
 EXIT_BAD_ARGS = 2  # argparse's own code: retrying cannot help
 EXIT_DATA_REJECTED = 3  # validation or quality gate failed: retrying cannot help
 NON_RETRYABLE_EXIT_CODES = (EXIT_BAD_ARGS, EXIT_DATA_REJECTED)
+
+INTERACTIONS = "lake/interactions"
+DICTIONARIES = "lake/dictionaries"
+MODELS = "models"
+SERVING = "serving"
+SPLIT_TRAIN = "train"
+SPLIT_HOLDOUT = "holdout"

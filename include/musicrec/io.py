@@ -19,6 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from musicrec import constants as c
+from musicrec.exceptions import MissingInputError
 from musicrec.schemas import EVENT_ID_ONLY
 
 log = logging.getLogger(__name__)
@@ -121,3 +122,51 @@ def read_json(path: Path) -> dict[str, Any]:
 
 def manifest_path(data_root: Path, step: str, key: str) -> Path:
     return data_root / c.MANIFESTS / step / f"{key}.json"
+
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Swap a fully written folder into place; the old one is kept until the swap is done.
+
+    A crash between the two renames leaves ``<target>.old``: ``recover_dir`` restores it.
+    """
+    old = target.with_name(target.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def recover_dir(target: Path) -> None:
+    old = target.with_name(target.name + ".old")
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+        log.warning("restored %s from an interrupted swap", target)
+
+
+def staging_dir(target: Path) -> Path:
+    """A sibling folder for writing a non-partitioned output before swapping it in."""
+    import uuid
+
+    return target.with_name(f".{target.name}.staging-{uuid.uuid4().hex[:12]}")
+
+
+def clean_staging(parent: Path) -> list[str]:
+    """Remove staging folders left by crashed runs."""
+    removed = []
+    if parent.is_dir():
+        for leftover in parent.glob(".*.staging-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+            removed.append(str(leftover))
+    return removed
+
+
+def read_split(spark: SparkSession, table: Path, as_of: str, split: str) -> DataFrame:
+    if not table.exists():
+        raise MissingInputError(f"no interactions table at {table}: run prepare first")
+    data = spark.read.parquet(str(table)).where(
+        (F.col("as_of") == as_of) & (F.col("split") == split)
+    )
+    return data

@@ -21,8 +21,12 @@ def spark_submit_bin() -> str:
     return str(Path(sys.executable).with_name("spark-submit"))
 
 
-def command(job: str, args: Sequence[str], master: str = DEFAULT_MASTER,
-            extra_conf: dict[str, str] | None = None) -> list[str]:
+def command(
+    job: str,
+    args: Sequence[str],
+    master: str = DEFAULT_MASTER,
+    extra_conf: dict[str, str] | None = None,
+) -> list[str]:
     if not PY_FILES.exists():
         raise FileNotFoundError(f"{PY_FILES} is missing: run `make dist`")
     conf = {**default_conf(master), "spark.pyspark.python": sys.executable, **(extra_conf or {})}
