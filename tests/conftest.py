@@ -90,3 +90,12 @@ def fault_root(tmp_path, fault_landing) -> Path:
 @pytest.fixture
 def clean_root(tmp_path, clean_landing) -> Path:
     return make_data_root(tmp_path, clean_landing)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    from tests import pg
+
+    server = pg.start()
+    yield server
+    server.stop()

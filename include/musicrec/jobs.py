@@ -75,8 +75,19 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
     except Exception as exc:  # noqa: BLE001 - the last line of defence, logged in full
         log.error("FAILED (retryable): %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
         code = c.EXIT_RETRYABLE
+    _drop_cached_data()
     log.info("exit code %d after %.1f s", code, time.monotonic() - started)
     return code
+
+
+def _drop_cached_data() -> None:
+    """A job's cached frames must not outlive it: a later job in the same session (tests,
+    notebooks) would otherwise match a cached plan whose files were since swapped."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.catalog.clearCache()
 
 
 def stop_spark() -> None:

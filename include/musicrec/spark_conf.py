@@ -29,6 +29,11 @@ BASE: dict[str, tuple[str, str]] = {
     "spark.sql.adaptive.enabled": ("true", "coalesces small shuffle partitions at run time"),
     "spark.sql.files.maxRecordsPerFile": ("0", "one file per task and partition, no splitting"),
     "spark.sql.parquet.compression.codec": ("zstd", "smaller lake files at similar CPU cost"),
+    "spark.sql.hive.filesourcePartitionFileCacheSize": (
+        "0",
+        "folders are swapped in place (dictionaries, models): never list files from a cache",
+    ),
+    "spark.driver.memory": ("4g", "local mode runs every executor inside the driver JVM"),
     "spark.ui.enabled": ("false", "the History Server shows finished apps; saves a port per job"),
 }
 
