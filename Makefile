@@ -34,7 +34,7 @@ dist/musicrec.zip: $(BIN)/.installed $(shell find include/musicrec -name '*.py')
 dist: dist/musicrec.zip
 
 demo: dist
-	$(BIN)/python scripts/demo.py --data-root $(DATA)
+	PYTHONPATH=scripts $(BIN)/python scripts/demo.py --data-root $(DATA)
 
 test: dist
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

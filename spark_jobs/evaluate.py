@@ -118,8 +118,8 @@ def evaluate(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) ->
             spark, cmodel.userFactors, citems, cknown, train, holdout
         ).items():
             results[subset]["published"] = values
-    subset = results[gate.subset]
-    decision = decide(subset["als"], subset["popularity"], subset.get("published"), gate)
+    gated = results[gate.subset]
+    decision = decide(gated["als"], gated["popularity"], gated.get("published"), gate)
     return finish(args, model_id, results, decision, champion, started)
 
 

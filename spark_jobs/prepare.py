@@ -19,7 +19,7 @@ from pathlib import Path
 from musicrec import constants as c
 from musicrec import io
 from musicrec.config import ITEM_LEVELS, SCHEMES, PrepareConfig
-from musicrec.exceptions import MissingInputError
+from musicrec.exceptions import InsufficientHistoryError, MissingInputError
 from musicrec.jobs import base_parser, run, session_for, stop_spark
 from musicrec.prepare import (
     ITEM_ID,
@@ -160,7 +160,9 @@ def prepare(
         "seconds": round(time.monotonic() - started, 2),
     }
     if not stats.get("train"):
-        raise MissingInputError(f"no training interactions in {first}..{cut}: nothing to train on")
+        raise InsufficientHistoryError(
+            f"no training interactions in {first}..{cut}: nothing to train on yet"
+        )
     io.write_json_atomic(io.manifest_path(root, "prepare", f"{cfg.item_level}_{as_of}"), manifest)
     log.info("prepare %s: train %s, holdout %s", as_of, stats.get("train"), stats.get("holdout"))
     return manifest

@@ -68,7 +68,7 @@ def search(
     fit_df = spark.read.parquet(str(work / "fit")).cache()
     val_df = spark.read.parquet(str(work / "validation"))
     trials = []
-    for rank in _floats(args.search_ranks):
+    for rank in (int(r) for r in _floats(args.search_ranks)):
         for reg in _floats(args.search_reg_params):
             for alpha in _floats(args.search_alphas):
                 cfg = ALSConfig(
@@ -94,7 +94,7 @@ def search(
                 log.info("search %s", trials[-1])
     best = max(trials, key=lambda t: (t["ndcg@10"], -t["rank"]))
     chosen = ALSConfig(
-        best["rank"],
+        int(best["rank"]),
         best["reg_param"],
         best["alpha"],
         base.max_iter,

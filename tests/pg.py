@@ -44,8 +44,19 @@ class PgServer:
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{db}"
 
     def stop(self) -> None:
-        subprocess.run([*self.as_user, _bin("pg_ctl"), "-D", str(self.folder / "data"), "-m",
-                        "immediate", "stop"], capture_output=True, check=False)
+        subprocess.run(
+            [
+                *self.as_user,
+                _bin("pg_ctl"),
+                "-D",
+                str(self.folder / "data"),
+                "-m",
+                "immediate",
+                "stop",
+            ],
+            capture_output=True,
+            check=False,
+        )
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
@@ -56,17 +67,48 @@ def start() -> PgServer:
         shutil.chown(folder, "postgres", "postgres")
         as_user = ["runuser", "-u", "postgres", "--"]
     data = folder / "data"
-    subprocess.run([*as_user, _bin("initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-                    "--no-sync", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            _bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+        ],
+        check=True,
+        capture_output=True,
+    )
     port = _free_port()
-    subprocess.run([*as_user, _bin("pg_ctl"), "-D", str(data), "-w", "-l",
-                    str(folder / "server.log"), "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-w",
+            "-l",
+            str(folder / "server.log"),
+            "-o",
+            f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = PgServer(folder, port, as_user)
     deadline = time.monotonic() + 30
-    while subprocess.run([_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                         capture_output=True).returncode != 0:
+    while (
+        subprocess.run(
+            [_bin("pg_isready"), "-h", "127.0.0.1", "-p", str(port)], capture_output=True
+        ).returncode
+        != 0
+    ):
         if time.monotonic() > deadline:
             raise RuntimeError((folder / "server.log").read_text())
         time.sleep(0.2)

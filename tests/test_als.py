@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from pyspark.sql import functions as F
-
 from musicrec import als, scoring
 from musicrec.config import ALSConfig
 from musicrec.exceptions import ConfigError
+from pyspark.sql import functions as F
 
 pytestmark = pytest.mark.unit
 
@@ -28,7 +27,8 @@ def test_known_answer_held_out_item_ranks_in_top_3(spark):
     items, known = scoring.item_matrix(model.itemFactors)
     seen = data.groupBy("user_idx").agg(F.collect_list("item_idx").alias("seen"))
     users = model.userFactors.select(F.col("id").alias("user_idx"), "features").join(
-        seen, "user_idx")
+        seen, "user_idx"
+    )
     recs = scoring.recommend(spark, users, items, known, k=3).collect()
     top3 = {}
     for r in recs:

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-
-from musicrec.gate import decide
 from musicrec.config import GateConfig
+from musicrec.gate import decide
 from musicrec.metrics import percentile_ranks, top_k, user_metrics
 
 pytestmark = pytest.mark.unit
@@ -53,7 +52,8 @@ def test_percentile_ranks():
     scores = np.array([0.9, 0.1, 0.5, 0.5, -np.inf])
     # Candidates ordered 0, 2, 3, 1 (item 4 is masked): positions 0, 1/3, 2/3, 1.
     assert percentile_ranks(scores, np.array([0, 2, 3, 1])).tolist() == pytest.approx(
-        [0.0, 1 / 3, 2 / 3, 1.0])
+        [0.0, 1 / 3, 2 / 3, 1.0]
+    )
     assert percentile_ranks(scores, np.array([4])).tolist() == [1.0]
 
 
@@ -67,7 +67,11 @@ def test_percentile_ranks():
     ],
 )
 def test_gate(model, pop, published, passed, phrase):
-    decision = decide({"ndcg@10": model}, {"ndcg@10": pop},
-                      None if published is None else {"ndcg@10": published}, GateConfig())
+    decision = decide(
+        {"ndcg@10": model},
+        {"ndcg@10": pop},
+        None if published is None else {"ndcg@10": published},
+        GateConfig(),
+    )
     assert decision["passed"] is passed
     assert any(phrase in r for r in decision["reasons"])

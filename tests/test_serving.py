@@ -13,7 +13,6 @@ import psycopg
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from musicrec.exceptions import ConfigError
 from musicrec.serving import PostgresStore, SqliteStore
 
@@ -23,11 +22,24 @@ ROOT = Path(__file__).resolve().parents[1]
 def write_version(root: Path, marker: float, users: int = 3000) -> Path:
     """A version whose every score equals ``marker``: a reader can tell versions apart."""
     n = users * 10
-    recs = pa.table({"user_id": [f"u{i // 10}" for i in range(n)], "rank": [i % 10 + 1 for i in range(n)],
-                     "item_id": [f"i{i % 97}" for i in range(n)], "score": [marker] * n,
-                     "item_name": [f"Artist {i % 97}" for i in range(n)]})
-    related = pa.table({"item_id": ["i1", "i1"], "rank": [1, 2], "related_item_id": ["i2", "i3"],
-                        "similarity": [marker, marker], "related_item_name": ["B", None]})
+    recs = pa.table(
+        {
+            "user_id": [f"u{i // 10}" for i in range(n)],
+            "rank": [i % 10 + 1 for i in range(n)],
+            "item_id": [f"i{i % 97}" for i in range(n)],
+            "score": [marker] * n,
+            "item_name": [f"Artist {i % 97}" for i in range(n)],
+        }
+    )
+    related = pa.table(
+        {
+            "item_id": ["i1", "i1"],
+            "rank": [1, 2],
+            "related_item_id": ["i2", "i3"],
+            "similarity": [marker, marker],
+            "related_item_name": ["B", None],
+        }
+    )
     items = pa.table({"item_id": ["i1", "i2"], "item_name": ["A", "B"], "streams": [5, 3]})
     folder = root / f"v{marker}"
     for kind, table in (("recommendations", recs), ("related_items", related), ("items", items)):
@@ -43,15 +55,19 @@ def pg_db(pg_server):
     with psycopg.connect(pg_server.url(), autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
         for role in ("publisher", "reader"):
-            conn.execute(f"DO $$BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object "
-                         "THEN NULL; END$$")
+            conn.execute(
+                f"DO $$BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object "
+                "THEN NULL; END$$"
+            )
     with psycopg.connect(pg_server.url(db=name), autocommit=True) as conn:
         conn.execute("CREATE SCHEMA serving AUTHORIZATION publisher")
         conn.execute("ALTER ROLE publisher SET search_path = serving")
         conn.execute("ALTER ROLE reader SET search_path = serving")
         conn.execute("GRANT USAGE ON SCHEMA serving TO reader")
-    return {"publisher": pg_server.url("publisher", db=name),
-            "reader": pg_server.url("reader", db=name)}
+    return {
+        "publisher": pg_server.url("publisher", db=name),
+        "reader": pg_server.url("reader", db=name),
+    }
 
 
 def pg_store(pg_db) -> PostgresStore:
@@ -72,9 +88,12 @@ def test_pg_switch_is_atomic_under_a_polling_reader(pg_db, tmp_path):
     store.publish("v1", "m1", write_version(tmp_path, 1.0))
     stop, seen = threading.Event(), []
     with psycopg.connect(pg_db["reader"], autocommit=True) as conn:
+
         def read():
-            return conn.execute("SELECT count(*), min(score), max(score) FROM recommendations"
-                                ).fetchone()
+            return conn.execute(
+                "SELECT count(*), min(score), max(score) FROM recommendations"
+            ).fetchone()
+
         reader = threading.Thread(target=poll, args=(read, stop, seen))
         reader.start()
         store.publish("v2", "m2", write_version(tmp_path, 2.0, users=4000))
@@ -96,7 +115,7 @@ def test_pg_publisher_killed_mid_load_leaves_old_version(pg_db, tmp_path):
     script = f"""
 import os
 from musicrec import serving
-store = serving.PostgresStore(reader_role="reader", url={pg_db['publisher']!r})
+store = serving.PostgresStore(reader_role="reader", url={pg_db["publisher"]!r})
 original = store.load
 def dying_load(cur, table, columns, path):
     original(cur, table, columns, path)
@@ -104,15 +123,20 @@ def dying_load(cur, table, columns, path):
 store.load = dying_load
 store.publish("v2", "m2", __import__("pathlib").Path({str(folder)!r}))
 """
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert done.returncode == 9, done.stderr
     assert store.current() == "v1"
     with psycopg.connect(pg_db["reader"]) as conn:
         assert conn.execute("SELECT min(score), count(*) FROM recommendations").fetchone() == (
-            1.0, 30000)
-        tables = {r[0] for r in conn.execute(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'serving'")}
+            1.0,
+            30000,
+        )
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'serving'")
+        }
     assert not [t for t in tables if t.endswith("__v2")]
     store.publish("v2", "m2", folder)  # the next run succeeds
     assert store.current() == "v2"
@@ -126,10 +150,14 @@ def test_pg_reader_has_select_only_after_switches(pg_db, tmp_path):
     with psycopg.connect(pg_db["reader"], autocommit=True) as conn:
         assert conn.execute("SELECT count(*) FROM related_items").fetchone() == (2,)
         assert conn.execute("SELECT item_name FROM items WHERE item_id = 'i1'").fetchone() == ("A",)
-        for statement in ("INSERT INTO recommendations VALUES ('x', 1, 'y', 0, NULL)",
-                          "DELETE FROM items", "CREATE TABLE serving.evil (x int)",
-                          "DROP VIEW recommendations", 'SELECT * FROM "recommendations__v2"',
-                          "SELECT * FROM serving_versions"):
+        for statement in (
+            "INSERT INTO recommendations VALUES ('x', 1, 'y', 0, NULL)",
+            "DELETE FROM items",
+            "CREATE TABLE serving.evil (x int)",
+            "DROP VIEW recommendations",
+            'SELECT * FROM "recommendations__v2"',
+            "SELECT * FROM serving_versions",
+        ):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(statement)
 
@@ -169,7 +197,9 @@ def test_sqlite_default_publish_switch_rollback(tmp_path):
     conn = sqlite3.connect(tmp_path / "serving.db", check_same_thread=False)
 
     def read():
-        return conn.execute("SELECT count(*), min(score), max(score) FROM recommendations").fetchone()
+        return conn.execute(
+            "SELECT count(*), min(score), max(score) FROM recommendations"
+        ).fetchone()
 
     reader = threading.Thread(target=poll, args=(read, stop, seen))
     reader.start()

@@ -21,3 +21,8 @@ class DataRejectedError(MusicrecError):
     def __init__(self, summary: str) -> None:
         super().__init__(summary)
         self.summary = summary
+
+
+class InsufficientHistoryError(DataRejectedError):
+    """The training window holds no usable interactions yet (e.g. the first day of a backfill):
+    retrying the same date cannot help."""

@@ -9,6 +9,7 @@ baseline: a rank-1 "model" whose item vector is popularity and every user vector
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,7 @@ def item_matrix(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
     matrix = np.full((n, rank), np.nan, dtype=np.float32)
     if len(rows):
         matrix[rows["id"].to_numpy()] = np.stack(rows["features"].to_numpy()).astype(np.float32)
-    known = ~np.isnan(matrix).any(axis=1)
+    known = np.asarray(~np.isnan(matrix).any(axis=1))
     return np.nan_to_num(matrix), known
 
 
@@ -119,7 +120,10 @@ def evaluate(
                     if relevant.size == 0:
                         continue
                     ranked = metrics.top_k(scores[row], kmax)
-                    out = {USER_IDX: int(getattr(rec, USER_IDX)), "n_relevant": int(relevant.size)}
+                    out: dict[str, Any] = {
+                        USER_IDX: int(getattr(rec, USER_IDX)),
+                        "n_relevant": int(relevant.size),
+                    }
                     for k in ks:
                         for name, value in metrics.user_metrics(ranked, relevant, k).items():
                             out[f"{name}@{k}"] = value
@@ -150,7 +154,7 @@ def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.K
     ]
     row = per_user.agg(*aggs).first()
     assert row is not None
-    out = {n: float(row[n] or 0.0) for n in names}
+    out: dict[str, Any] = {n: float(row[n] or 0.0) for n in names}
     out["users"] = int(row["users"])
     out["expected_percentile_rank"] = float(row["_n"] / row["_d"]) if row["_d"] else None
     for k in ks:

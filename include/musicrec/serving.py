@@ -140,11 +140,12 @@ class Store:
             cur.execute(
                 self.sql(f"DELETE FROM {{}} WHERE version = {self.param}", REGISTRY), (version,)
             )
+            p = self.param
             cur.execute(
                 self.sql(
-                    f"INSERT INTO {{}} (version, model, published_at, is_current, "
-                    f"rows_recommendations, rows_related_items) VALUES ({self.param}, {self.param}, "
-                    f"{self.param}, 0, {self.param}, {self.param})",
+                    "INSERT INTO {} (version, model, published_at, is_current, "
+                    "rows_recommendations, rows_related_items) VALUES "
+                    f"({p}, {p}, {p}, 0, {p}, {p})",
                     REGISTRY,
                 ),
                 (

@@ -1,0 +1,112 @@
+"""
+# musicrec: listening logs to recommendations
+
+Daily chain over the logical interval `[data_interval_start, data_interval_end)`:
+
+| task | what | fails fast (no retry) when |
+|---|---|---|
+| `ingest` | parse landing hours, quarantine bad records, de-duplicate, exactly once | arguments are bad |
+| `validate` | Great Expectations suite on the day's accepted events, Data Docs | an expectation fails |
+| `prepare` | streams -> counts -> preference/confidence over the trailing window | |
+| `train` | Spark MLlib implicit ALS, checkpointed, versioned model | |
+| `evaluate` | NDCG/MAP/precision/recall/EPR vs popularity, quality gate | the gate fails |
+| `publish` | top-N per user and related artists to the serving database | the model did not pass |
+
+Every task is a spark-submit of `spark_jobs/<task>.py` through the `spark_default` connection,
+with the library shipped as `--py-files`. Re-running a date replaces exactly that date's outputs.
+Trigger with parameters from the UI (rank, alpha, regParam, window, item level, top-N).
+Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from airflow.sdk import DAG, Asset, Param, chain
+from airflow.timetables.interval import CronDataIntervalTimetable
+
+from musicrec.orchestration.notifier import MusicrecAlertNotifier
+from musicrec.orchestration.operators import MusicrecSparkSubmitOperator
+
+PROJECT = Path(__file__).resolve().parents[1]
+JOBS = PROJECT / "spark_jobs"
+PY_FILES = str(PROJECT / "dist" / "musicrec.zip")
+DATA = "{{ var.value.get('musicrec_data_root', '" + str(PROJECT / "data") + "') }}"
+RECOMMENDATIONS = Asset(name="musicrec_recommendations", uri="musicrec://serving/recommendations")
+
+INTERVAL = ["--start", "{{ data_interval_start.isoformat() }}",
+            "--end", "{{ data_interval_end.isoformat() }}"]
+# The day processed is the data interval's start (for a manual run too, where Airflow infers
+# the interval ending at the logical date): every step uses it, never {{ ds }}.
+DAY = "{{ data_interval_start.strftime('%Y-%m-%d') }}"
+MODEL = DATA + "/models/runs/{{ params.item_level }}-" + DAY
+SPLIT = ["--interactions", DATA + "/lake/interactions/{{ params.item_level }}", "--as-of", DAY]
+
+# (task, extra args, execution timeout): timeouts sized to each step on the embedded master.
+STEPS: list[tuple[str, list[str], timedelta]] = [
+    ("ingest", [*INTERVAL], timedelta(minutes=30)),
+    ("validate", [*INTERVAL], timedelta(minutes=20)),
+    ("prepare", ["--date", DAY, "--window-days", "{{ params.window_days }}",
+                 "--item-level", "{{ params.item_level }}"], timedelta(minutes=30)),
+    ("train", [*SPLIT, "--rank", "{{ params.rank }}", "--alpha", "{{ params.alpha }}",
+               "--reg-param", "{{ params.reg_param }}", "--max-iter", "{{ params.max_iter }}"],
+     timedelta(hours=2)),
+    ("evaluate", [*SPLIT, "--model", MODEL], timedelta(minutes=45)),
+    ("publish", [*SPLIT, "--model", MODEL, "--top-n", "{{ params.top_n }}",
+                 "--database-url", "{{ var.value.get('musicrec_database_url', '') }}"],
+     timedelta(minutes=30)),
+]
+
+default_args = {
+    "owner": "data-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=20),
+    "on_failure_callback": MusicrecAlertNotifier(),
+}
+
+with DAG(
+    dag_id="musicrec_pipeline",
+    description="Listening logs -> implicit ALS -> recommendations, daily",
+    doc_md=__doc__,
+    # A data-interval timetable: the run for day D covers [D, D+1) and starts after it ends
+    # (Airflow 3's plain "@daily" would give an empty interval at the trigger time).
+    schedule=CronDataIntervalTimetable("@daily", timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,  # backfills are explicit: `airflow backfill create` or the UI
+    max_active_runs=1,  # dates build on each other: id dictionaries, champion model
+    default_args=default_args,
+    tags=["musicrec", "spark", "recommendations"],
+    params={
+        "rank": Param(32, type="integer", minimum=1, maximum=500, description="ALS rank"),
+        "alpha": Param(10.0, type="number", minimum=0, description="confidence scale"),
+        "reg_param": Param(0.05, type="number", minimum=0, description="ALS regParam"),
+        "max_iter": Param(10, type="integer", minimum=1, maximum=100),
+        "window_days": Param(28, type="integer", minimum=2, maximum=365),
+        "item_level": Param("artist", type="string", enum=["artist", "track"]),
+        "top_n": Param(50, type="integer", minimum=1, maximum=500,
+                       description="recommendations per user"),
+    },
+) as dag:
+    tasks = []
+    for name, args, timeout in STEPS:
+        tasks.append(
+            MusicrecSparkSubmitOperator(
+                task_id=name,
+                application=str(JOBS / f"{name}.py"),
+                conn_id="spark_default",
+                py_files=PY_FILES,
+                name=f"musicrec-{name}",
+                conf={"spark.pyspark.python": sys.executable,
+                      "spark.pyspark.driver.python": sys.executable},
+                env_vars={"SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(PROJECT / "include")},
+                application_args=["--data-root", DATA, "--run-id", "{{ run_id }}", *args],
+                pool="spark",
+                execution_timeout=timeout,
+                outlets=[RECOMMENDATIONS] if name == "publish" else [],
+            )
+        )
+    chain(*tasks)

@@ -1,0 +1,145 @@
+"""The Airflow DAG: integrity at parse time, and real dag.test() runs on local Spark."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from musicrec import constants as c
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import airflow_local  # noqa: E402
+
+DAG_FILE = ROOT / "dags" / "musicrec_pipeline.py"
+ORDER = ["ingest", "validate", "prepare", "train", "evaluate", "publish"]
+
+
+def load_dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(DAG_FILE))
+    assert not bag.import_errors, bag.import_errors
+    return bag.dags["musicrec_pipeline"]
+
+
+@pytest.mark.unit
+def test_parsing_imports_neither_pyspark_nor_great_expectations():
+    probe = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+             "('pyspark', 'great_expectations')))")
+    out = subprocess.run([sys.executable, "-c", probe, str(DAG_FILE)], capture_output=True,
+                         text=True, timeout=120, env=airflow_local.environment(
+                             Path("/tmp/musicrec-parse-home"), Path("/tmp/none")))
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.unit
+def test_dag_integrity():
+    from musicrec.orchestration.operators import MusicrecSparkSubmitOperator
+
+    dag = load_dag()
+    assert [t.task_id for t in dag.topological_sort()] == ORDER
+    for upstream, downstream in zip(ORDER, ORDER[1:], strict=False):
+        assert dag.get_task(downstream).upstream_task_ids == {upstream}
+    assert {"musicrec", "spark"} <= set(dag.tags) and dag.doc_md and dag.max_active_runs == 1
+    for task in dag.tasks:
+        assert isinstance(task, MusicrecSparkSubmitOperator)
+        assert Path(task.application).is_file() and task.application.endswith(f"{task.task_id}.py")
+        assert task.retries >= 2 and task.retry_exponential_backoff and task.max_retry_delay
+        assert task.execution_timeout is not None and task.pool == "spark"
+        assert task._conn_id == "spark_default" and task.py_files.endswith("musicrec.zip")
+        assert task.owner == "data-platform" and task.on_failure_callback
+    assert [a.name for a in dag.get_task("publish").outlets] == ["musicrec_recommendations"]
+    assert dag.get_task("train").execution_timeout > dag.get_task("validate").execution_timeout
+
+
+@pytest.mark.unit
+def test_params_are_validated_by_their_schema():
+    from airflow.sdk.definitions.param import ParamsDict
+
+    dag = load_dag()
+    params = ParamsDict(dag.params)
+    params.update({"rank": 16, "item_level": "track"})
+    params.validate()
+    for bad in ({"rank": 0}, {"item_level": "album"}, {"alpha": -1}):
+        candidate = ParamsDict(dag.params)
+        with pytest.raises(Exception):  # noqa: B017 - ParamValidationError
+            candidate.update(bad)
+            candidate.validate()
+
+
+def run_dag(env: dict[str, str], dates: list[str], conf: dict) -> list[dict]:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_dag.py"), *dates,
+                          "--conf", json.dumps(conf)], env=env, capture_output=True, text=True,
+                         timeout=1800)
+    runs = [json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("DAGRUN ")]
+    assert len(runs) == len(dates), out.stdout[-3000:] + out.stderr[-5000:]
+    return runs
+
+
+SMALL = {"window_days": 2, "rank": 8, "max_iter": 5, "top_n": 10}
+
+
+@pytest.fixture(scope="module")
+def airflow_root(tmp_path_factory):
+    from musicrec.generator.cli import generate
+    from musicrec.generator.world import WorldSpec
+    from musicrec.generator.writer import FaultRates
+
+    root = tmp_path_factory.mktemp("airflow") / "data"
+    landing = root / c.LANDING_EVENTS
+    spec = WorldSpec(users=300, artists=80, seed=5)
+    generate(landing, date(2026, 3, 1), 3, 5000, spec, FaultRates(), processes=1)
+    # A fourth day delivered broken: far more than 1% of its lines are quarantined.
+    generate(landing, date(2026, 3, 4), 1, 5000, spec,
+             FaultRates(malformed=0.05, missing_field=0.05), processes=1)
+    env = airflow_local.environment(root.parent / "airflow_home", root)
+    airflow_local.prepare_home(env)
+    return root, env
+
+
+@pytest.mark.airflow
+def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
+    root, env = airflow_root
+    first = run_dag(env, ["2026-03-01"], SMALL)[0]
+    # Day one has no history to train on: prepare fails fast (no retry) and stops the chain.
+    assert first["tasks"]["ingest"] == first["tasks"]["validate"] == "success"
+    assert first["tasks"]["prepare"] == "failed" and first["tries"]["prepare"] == 1
+    runs = run_dag(env, ["2026-03-02", "2026-03-03"], SMALL)
+    for run in runs:
+        assert run["state"] == "success", run
+        assert set(run["tasks"].values()) == {"success"}
+    db = sqlite3.connect(root / c.SERVING / "serving.db")
+    assert db.execute("SELECT version FROM serving_versions WHERE is_current = 1").fetchall() == [
+        ("artist-2026-03-03",)]
+    model_users = json.loads((root / c.MODELS / "runs" / "artist-2026-03-03" / "metadata.json")
+                             .read_text())["data"]["users"]
+    served = db.execute("SELECT count(DISTINCT user_id) FROM recommendations").fetchone()[0]
+    assert served == model_users > 100
+
+
+@pytest.mark.airflow
+def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
+    root, env = airflow_root
+    db_path = root / c.SERVING / "serving.db"
+    before = sqlite3.connect(db_path).execute("SELECT * FROM serving_versions").fetchall()
+    (run,) = run_dag(env, ["2026-03-04"], SMALL)
+    assert run["state"] == "failed"
+    assert run["tasks"]["ingest"] == "success" and run["tasks"]["validate"] == "failed"
+    assert run["tries"]["validate"] == 1  # rejected data is not retried
+    for task in ORDER[2:]:
+        assert run["tasks"][task] == "upstream_failed"
+    assert sqlite3.connect(db_path).execute("SELECT * FROM serving_versions").fetchall() == before
+    alerts = [json.loads(x) for x in (root / "alerts" / "alerts.jsonl").read_text().splitlines()]
+    alert = [a for a in alerts if a["task_id"] == "validate"][-1]
+    assert "expect_column_values_to_be_between(column=quarantine_ratio" in "\n".join(
+        alert["error_tail"])
+    assert alert["logical_date"].startswith("2026-03-04") and alert["try_number"] == 1
