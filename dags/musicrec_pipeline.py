@@ -26,7 +26,6 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, chain
 from airflow.timetables.interval import CronDataIntervalTimetable
-
 from musicrec.orchestration.notifier import MusicrecAlertNotifier
 from musicrec.orchestration.operators import MusicrecSparkSubmitOperator
 
@@ -36,8 +35,12 @@ PY_FILES = str(PROJECT / "dist" / "musicrec.zip")
 DATA = "{{ var.value.get('musicrec_data_root', '" + str(PROJECT / "data") + "') }}"
 RECOMMENDATIONS = Asset(name="musicrec_recommendations", uri="musicrec://serving/recommendations")
 
-INTERVAL = ["--start", "{{ data_interval_start.isoformat() }}",
-            "--end", "{{ data_interval_end.isoformat() }}"]
+INTERVAL = [
+    "--start",
+    "{{ data_interval_start.isoformat() }}",
+    "--end",
+    "{{ data_interval_end.isoformat() }}",
+]
 # The day processed is the data interval's start (for a manual run too, where Airflow infers
 # the interval ending at the logical date): every step uses it, never {{ ds }}.
 DAY = "{{ data_interval_start.strftime('%Y-%m-%d') }}"
@@ -48,15 +51,47 @@ SPLIT = ["--interactions", DATA + "/lake/interactions/{{ params.item_level }}", 
 STEPS: list[tuple[str, list[str], timedelta]] = [
     ("ingest", [*INTERVAL], timedelta(minutes=30)),
     ("validate", [*INTERVAL], timedelta(minutes=20)),
-    ("prepare", ["--date", DAY, "--window-days", "{{ params.window_days }}",
-                 "--item-level", "{{ params.item_level }}"], timedelta(minutes=30)),
-    ("train", [*SPLIT, "--rank", "{{ params.rank }}", "--alpha", "{{ params.alpha }}",
-               "--reg-param", "{{ params.reg_param }}", "--max-iter", "{{ params.max_iter }}"],
-     timedelta(hours=2)),
+    (
+        "prepare",
+        [
+            "--date",
+            DAY,
+            "--window-days",
+            "{{ params.window_days }}",
+            "--item-level",
+            "{{ params.item_level }}",
+        ],
+        timedelta(minutes=30),
+    ),
+    (
+        "train",
+        [
+            *SPLIT,
+            "--rank",
+            "{{ params.rank }}",
+            "--alpha",
+            "{{ params.alpha }}",
+            "--reg-param",
+            "{{ params.reg_param }}",
+            "--max-iter",
+            "{{ params.max_iter }}",
+        ],
+        timedelta(hours=2),
+    ),
     ("evaluate", [*SPLIT, "--model", MODEL], timedelta(minutes=45)),
-    ("publish", [*SPLIT, "--model", MODEL, "--top-n", "{{ params.top_n }}",
-                 "--database-url", "{{ var.value.get('musicrec_database_url', '') }}"],
-     timedelta(minutes=30)),
+    (
+        "publish",
+        [
+            *SPLIT,
+            "--model",
+            MODEL,
+            "--top-n",
+            "{{ params.top_n }}",
+            "--database-url",
+            "{{ var.value.get('musicrec_database_url', '') }}",
+        ],
+        timedelta(minutes=30),
+    ),
 ]
 
 default_args = {
@@ -87,8 +122,9 @@ with DAG(
         "max_iter": Param(10, type="integer", minimum=1, maximum=100),
         "window_days": Param(28, type="integer", minimum=2, maximum=365),
         "item_level": Param("artist", type="string", enum=["artist", "track"]),
-        "top_n": Param(50, type="integer", minimum=1, maximum=500,
-                       description="recommendations per user"),
+        "top_n": Param(
+            50, type="integer", minimum=1, maximum=500, description="recommendations per user"
+        ),
     },
 ) as dag:
     tasks = []
@@ -100,8 +136,10 @@ with DAG(
                 conn_id="spark_default",
                 py_files=PY_FILES,
                 name=f"musicrec-{name}",
-                conf={"spark.pyspark.python": sys.executable,
-                      "spark.pyspark.driver.python": sys.executable},
+                conf={
+                    "spark.pyspark.python": sys.executable,
+                    "spark.pyspark.driver.python": sys.executable,
+                },
                 env_vars={"SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(PROJECT / "include")},
                 application_args=["--data-root", DATA, "--run-id", "{{ run_id }}", *args],
                 pool="spark",

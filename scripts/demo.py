@@ -18,7 +18,6 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import airflow_local
-
 from musicrec import constants as c
 from musicrec import submit
 from musicrec.generator.cli import generate, write_catalog
@@ -27,8 +26,16 @@ from musicrec.generator.writer import FaultRates
 
 
 def history(root: Path, start: date, end: date) -> None:
-    span = ["--data-root", str(root), "--start", start.isoformat(), "--end", end.isoformat(),
-            "--run-id", "demo-history"]
+    span = [
+        "--data-root",
+        str(root),
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--run-id",
+        "demo-history",
+    ]
     print(f"loading history {start} .. {end - timedelta(days=1)} as one interval")
     for job in ("ingest", "validate"):
         if submit.run(job, span) != 0:
@@ -42,8 +49,10 @@ def summary(root: Path, dag_days: list[date]) -> None:
         k = json.loads(path.read_text())["counts"]
         v = root / c.MANIFESTS / "validate" / path.name
         ok = json.loads(v.read_text())["success"] if v.exists() else None
-        print(f"{path.stem:18s} {k['read']:8d} {k['accepted']:9d} {k['quarantined']:12d} "
-              f"{k['duplicates']:11d}  {'passed' if ok else 'FAILED' if ok is False else '-'}")
+        print(
+            f"{path.stem:18s} {k['read']:8d} {k['accepted']:9d} {k['quarantined']:12d} "
+            f"{k['duplicates']:11d}  {'passed' if ok else 'FAILED' if ok is False else '-'}"
+        )
     last = dag_days[-1]
     metrics_path = root / c.REPORTS / "evaluation" / f"artist-{last}" / "metrics.json"
     if metrics_path.exists():
@@ -51,22 +60,33 @@ def summary(root: Path, dag_days: list[date]) -> None:
         print(f"\n=== model artist-{last} vs most-popular baseline (holdout {last}) ===")
         for subset in ("all", "new"):
             als, pop = m["results"][subset]["als"], m["results"][subset]["popularity"]
-            print(f"{subset:4s} streams: NDCG@10 {als['ndcg@10']:.3f} vs {pop['ndcg@10']:.3f} "
-                  f"({als['ndcg@10'] / max(pop['ndcg@10'], 1e-9):.1f}x), precision@10 "
-                  f"{als['precision@10']:.3f} vs {pop['precision@10']:.3f}")
+            print(
+                f"{subset:4s} streams: NDCG@10 {als['ndcg@10']:.3f} vs {pop['ndcg@10']:.3f} "
+                f"({als['ndcg@10'] / max(pop['ndcg@10'], 1e-9):.1f}x), precision@10 "
+                f"{als['precision@10']:.3f} vs {pop['precision@10']:.3f}"
+            )
         print(f"quality gate: {'PASSED' if m['gate']['passed'] else 'FAILED'}")
     db = root / c.SERVING / "serving.db"
     if db.exists():
         con = sqlite3.connect(db)
-        user = con.execute("SELECT user_id FROM recommendations ORDER BY user_id LIMIT 1").fetchone()[0]
+        user = con.execute(
+            "SELECT user_id FROM recommendations ORDER BY user_id LIMIT 1"
+        ).fetchone()[0]
         print(f"\n=== five recommendations for {user} ===")
-        for rank, name in con.execute("SELECT rank, item_name FROM recommendations WHERE user_id=? "
-                                      "ORDER BY rank LIMIT 5", (user,)):
+        for rank, name in con.execute(
+            "SELECT rank, item_name FROM recommendations WHERE user_id=? ORDER BY rank LIMIT 5",
+            (user,),
+        ):
             print(f"  {rank}. {name}")
-        top = con.execute("SELECT item_id, item_name FROM items ORDER BY streams DESC LIMIT 1").fetchone()
+        top = con.execute(
+            "SELECT item_id, item_name FROM items ORDER BY streams DESC LIMIT 1"
+        ).fetchone()
         print(f"=== five artists related to {top[1]} ===")
-        for rank, name in con.execute("SELECT rank, related_item_name FROM related_items WHERE "
-                                      "item_id=? ORDER BY rank LIMIT 5", (top[0],)):
+        for rank, name in con.execute(
+            "SELECT rank, related_item_name FROM related_items WHERE "
+            "item_id=? ORDER BY rank LIMIT 5",
+            (top[0],),
+        ):
             print(f"  {rank}. {name}")
     print(f"\nreports:   {root / c.REPORTS / 'evaluation'}/<model>/report.html")
     print(f"Data Docs: {root / c.REPORTS / 'data_docs'}/<batch>/index.html")
@@ -84,7 +104,9 @@ def main() -> int:
     root = args.data_root.resolve()
     spec = WorldSpec(users=2000, artists=400, genres=12, seed=42)
     print(f"generating {args.days} days x ~{args.events_per_day} plays into {root}/landing")
-    generate(root / c.LANDING_EVENTS, args.start, args.days, args.events_per_day, spec, FaultRates())
+    generate(
+        root / c.LANDING_EVENTS, args.start, args.days, args.events_per_day, spec, FaultRates()
+    )
     write_catalog(spec, root / "landing" / "catalog" / "artists.jsonl")
     first_dag_day = args.start + timedelta(days=args.days - args.dag_days)
     if first_dag_day > args.start:
@@ -94,9 +116,18 @@ def main() -> int:
     dag_days = [first_dag_day + timedelta(days=i) for i in range(args.dag_days)]
     conf = {"window_days": args.days - 1, "rank": 24, "max_iter": 10, "top_n": 50}
     print(f"running the Airflow DAG for {', '.join(map(str, dag_days))}")
-    out = subprocess.run([sys.executable, str(Path(__file__).with_name("run_dag.py")),
-                          *map(str, dag_days), "--conf", json.dumps(conf)], env=env,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("run_dag.py")),
+            *map(str, dag_days),
+            "--conf",
+            json.dumps(conf),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     (root / "demo-airflow.log").write_text(out.stdout + out.stderr)
     for line in out.stdout.splitlines():
         if line.startswith("DAGRUN "):

@@ -36,10 +36,20 @@ def main() -> int:
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         tries = {ti.task_id: ti.try_number for ti in run.get_task_instances()}
         durations = {ti.task_id: ti.duration for ti in run.get_task_instances()}
-        print("DAGRUN " + json.dumps({"date": day, "state": str(run.state), "tasks": states,
-                                      "tries": tries, "durations": durations,
-                                      "wall_s": round(time.monotonic() - started, 1)}),
-              flush=True)
+        print(
+            "DAGRUN "
+            + json.dumps(
+                {
+                    "date": day,
+                    "state": str(run.state),
+                    "tasks": states,
+                    "tries": tries,
+                    "durations": durations,
+                    "wall_s": round(time.monotonic() - started, 1),
+                }
+            ),
+            flush=True,
+        )
         if str(run.state) != "success":
             worst = 1
     return worst

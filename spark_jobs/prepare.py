@@ -103,6 +103,11 @@ def prepare(
     holdout_events = events.where(F.col(c.EVENT_DATE) > F.lit(cut))
     train_counts = min_support(stream_counts(train_events, cfg), cfg).cache()
     holdout_counts = stream_counts(holdout_events, cfg).cache()
+    if train_counts.limit(1).count() == 0:
+        raise InsufficientHistoryError(
+            f"no training interactions in {first}..{cut} (after minimum support): "
+            "nothing to train on yet"
+        )
     both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
         holdout_counts.select(c.USER_ID, ITEM_ID)
     )
@@ -159,10 +164,6 @@ def prepare(
         },
         "seconds": round(time.monotonic() - started, 2),
     }
-    if not stats.get("train"):
-        raise InsufficientHistoryError(
-            f"no training interactions in {first}..{cut}: nothing to train on yet"
-        )
     io.write_json_atomic(io.manifest_path(root, "prepare", f"{cfg.item_level}_{as_of}"), manifest)
     log.info("prepare %s: train %s, holdout %s", as_of, stats.get("train"), stats.get("holdout"))
     return manifest

@@ -10,8 +10,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-
 from musicrec import constants as c
+
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -31,12 +31,18 @@ def load_dag():
 
 @pytest.mark.unit
 def test_parsing_imports_neither_pyspark_nor_great_expectations():
-    probe = ("import sys, runpy; runpy.run_path(sys.argv[1]); "
-             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-             "('pyspark', 'great_expectations')))")
-    out = subprocess.run([sys.executable, "-c", probe, str(DAG_FILE)], capture_output=True,
-                         text=True, timeout=120, env=airflow_local.environment(
-                             Path("/tmp/musicrec-parse-home"), Path("/tmp/none")))
+    probe = (
+        "import sys, runpy; runpy.run_path(sys.argv[1]); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('pyspark', 'great_expectations')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(DAG_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=airflow_local.environment(Path("/tmp/musicrec-parse-home"), Path("/tmp/none")),
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
@@ -77,9 +83,13 @@ def test_params_are_validated_by_their_schema():
 
 
 def run_dag(env: dict[str, str], dates: list[str], conf: dict) -> list[dict]:
-    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "run_dag.py"), *dates,
-                          "--conf", json.dumps(conf)], env=env, capture_output=True, text=True,
-                         timeout=1800)
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run_dag.py"), *dates, "--conf", json.dumps(conf)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     runs = [json.loads(line[7:]) for line in out.stdout.splitlines() if line.startswith("DAGRUN ")]
     assert len(runs) == len(dates), out.stdout[-3000:] + out.stderr[-5000:]
     return runs
@@ -99,8 +109,15 @@ def airflow_root(tmp_path_factory):
     spec = WorldSpec(users=300, artists=80, seed=5)
     generate(landing, date(2026, 3, 1), 3, 5000, spec, FaultRates(), processes=1)
     # A fourth day delivered broken: far more than 1% of its lines are quarantined.
-    generate(landing, date(2026, 3, 4), 1, 5000, spec,
-             FaultRates(malformed=0.05, missing_field=0.05), processes=1)
+    generate(
+        landing,
+        date(2026, 3, 4),
+        1,
+        5000,
+        spec,
+        FaultRates(malformed=0.05, missing_field=0.05),
+        processes=1,
+    )
     env = airflow_local.environment(root.parent / "airflow_home", root)
     airflow_local.prepare_home(env)
     return root, env
@@ -119,9 +136,11 @@ def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
         assert set(run["tasks"].values()) == {"success"}
     db = sqlite3.connect(root / c.SERVING / "serving.db")
     assert db.execute("SELECT version FROM serving_versions WHERE is_current = 1").fetchall() == [
-        ("artist-2026-03-03",)]
-    model_users = json.loads((root / c.MODELS / "runs" / "artist-2026-03-03" / "metadata.json")
-                             .read_text())["data"]["users"]
+        ("artist-2026-03-03",)
+    ]
+    model_users = json.loads(
+        (root / c.MODELS / "runs" / "artist-2026-03-03" / "metadata.json").read_text()
+    )["data"]["users"]
     served = db.execute("SELECT count(DISTINCT user_id) FROM recommendations").fetchone()[0]
     assert served == model_users > 100
 
@@ -141,5 +160,7 @@ def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
     alerts = [json.loads(x) for x in (root / "alerts" / "alerts.jsonl").read_text().splitlines()]
     alert = [a for a in alerts if a["task_id"] == "validate"][-1]
     assert "expect_column_values_to_be_between(column=quarantine_ratio" in "\n".join(
-        alert["error_tail"])
-    assert alert["logical_date"].startswith("2026-03-04") and alert["try_number"] == 1
+        alert["error_tail"]
+    )
+    assert alert["data_interval"][0].startswith("2026-03-04") and alert["try_number"] == 1
+    assert alert["logical_date"] and alert["log_url"] and alert["dag_id"] == "musicrec_pipeline"

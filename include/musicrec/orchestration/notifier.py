@@ -29,6 +29,10 @@ def build_alert(context: dict[str, Any], kind: str = "task_failed") -> dict[str,
         "task_id": getattr(ti, "task_id", None),
         "run_id": getattr(ti, "run_id", None),
         "logical_date": str(context.get("logical_date")),
+        "data_interval": [
+            str(context.get("data_interval_start")),
+            str(context.get("data_interval_end")),
+        ],
         "try_number": getattr(ti, "try_number", None),
         "error_tail": text.splitlines()[-25:],
         "log_url": getattr(ti, "log_url", None),
@@ -70,5 +74,7 @@ class MusicrecAlertNotifier(BaseNotifier):
 
 def _summary(alert: dict[str, Any]) -> str:
     tail = "\n".join(alert["error_tail"][-8:])
-    return (f"{alert['kind']}: {alert['dag_id']}.{alert['task_id']} {alert['logical_date']} "
-            f"try {alert['try_number']}\n{tail}\n{alert['log_url']}")
+    return (
+        f"{alert['kind']}: {alert['dag_id']}.{alert['task_id']} {alert['logical_date']} "
+        f"try {alert['try_number']}\n{tail}\n{alert['log_url']}"
+    )

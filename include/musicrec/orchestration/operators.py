@@ -15,6 +15,7 @@ from musicrec.constants import NON_RETRYABLE_EXIT_CODES
 
 TAIL_LINES = 30
 _EXIT = re.compile(r"Error code is: (\d+)")
+_SPARK_INFO = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
 
 
 class TailingSparkSubmitHook(SparkSubmitHook):
@@ -27,7 +28,8 @@ class TailingSparkSubmitHook(SparkSubmitHook):
     def _process_spark_submit_log(self, itr: Iterator[Any]) -> None:
         def remember() -> Iterator[Any]:
             for line in itr:
-                self.tail.append(str(line).rstrip())
+                if not _SPARK_INFO.match(str(line)):  # keep the tail about the failure
+                    self.tail.append(str(line).rstrip())
                 yield line
 
         super()._process_spark_submit_log(remember())
