@@ -37,9 +37,11 @@ def history(root: Path, start: date, end: date) -> None:
         "demo-history",
     ]
     print(f"loading history {start} .. {end - timedelta(days=1)} as one interval")
-    for job in ("ingest", "validate"):
-        if submit.run(job, span) != 0:
-            raise SystemExit(f"{job} of the history failed; see the log above")
+    log = root / "demo-history.log"
+    with open(log, "w") as out:
+        for job in ("ingest", "validate"):
+            if submit.run(job, span, stdout=out, stderr=subprocess.STDOUT) != 0:
+                raise SystemExit(f"{job} of the history failed; see {log}")
 
 
 def summary(root: Path, dag_days: list[date]) -> None:

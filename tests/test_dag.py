@@ -124,6 +124,7 @@ def airflow_root(tmp_path_factory):
 
 
 @pytest.mark.airflow
+@pytest.mark.timeout(2400)
 def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
     root, env = airflow_root
     first = run_dag(env, ["2026-03-01"], SMALL)[0]
@@ -146,6 +147,7 @@ def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
 
 
 @pytest.mark.airflow
+@pytest.mark.timeout(1200)
 def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
     root, env = airflow_root
     db_path = root / c.SERVING / "serving.db"
