@@ -40,7 +40,7 @@ def ingest_benchmark(events: int, work: Path, repeats: int) -> dict:
     started = time.monotonic()
     (truth,) = generate(landing, DAY, 1, events, spec, FaultRates(), processes=1)
     generate_s = time.monotonic() - started
-    env = {**os.environ, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = submit.environment()
     full, bare = [], []
     for _ in range(repeats):  # alternate the two so machine noise hits both alike
         args = [
@@ -51,8 +51,11 @@ def ingest_benchmark(events: int, work: Path, repeats: int) -> dict:
             "--end",
             "2026-01-06",
         ]
-        if submit.run("ingest", args, capture_output=True) != 0:
-            raise SystemExit("ingest failed during the benchmark")
+        done = subprocess.run(
+            submit.command("ingest", args), capture_output=True, text=True, env=env
+        )
+        if done.returncode != 0:
+            raise SystemExit(f"ingest failed during the benchmark:\n{done.stderr[-3000:]}")
         manifest = json.loads((work / "data/manifests/ingest/20260105T00_24h.json").read_text())
         full.append(manifest["seconds"])
         out = subprocess.run(

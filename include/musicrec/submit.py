@@ -36,6 +36,18 @@ def command(
     return [*cmd, str(ROOT / "spark_jobs" / f"{job}.py"), *args]
 
 
+def environment() -> dict[str, str]:
+    """spark-submit finds its Spark home through the Python it runs: make it this one."""
+    bin_dir = str(Path(sys.executable).parent)
+    return {
+        **os.environ,
+        "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+        "PYSPARK_PYTHON": sys.executable,
+        "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
+    }
+
+
 def run(job: str, args: Sequence[str], master: str = DEFAULT_MASTER, **kwargs) -> int:  # noqa: ANN003
-    env = {**os.environ, "SPARK_LOCAL_IP": os.environ.get("SPARK_LOCAL_IP", "127.0.0.1")}
-    return subprocess.run(command(job, args, master), env=env, check=False, **kwargs).returncode
+    return subprocess.run(
+        command(job, args, master), env=environment(), check=False, **kwargs
+    ).returncode
