@@ -23,7 +23,7 @@ from musicrec import io, report, scoring
 from musicrec.config import GateConfig
 from musicrec.exceptions import DataRejectedError, MissingInputError
 from musicrec.gate import decide
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from musicrec.prepare import ITEM_IDX
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -180,6 +180,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

@@ -20,7 +20,7 @@ from musicrec import io
 from musicrec.config import IngestConfig, Interval
 from musicrec.exceptions import MissingInputError, MusicrecError
 from musicrec.ingest import DUPLICATE, accepted_rows, flag_duplicates, parse, quarantine_rows, route
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -189,6 +189,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

@@ -20,7 +20,7 @@ from musicrec import constants as c
 from musicrec import io
 from musicrec.config import ITEM_LEVELS, SCHEMES, PrepareConfig
 from musicrec.exceptions import InsufficientHistoryError, MissingInputError
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from musicrec.prepare import (
     ITEM_ID,
     ITEM_IDX,
@@ -178,6 +178,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

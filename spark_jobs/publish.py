@@ -23,7 +23,7 @@ import numpy as np
 from musicrec import constants as c
 from musicrec import io, scoring, serving
 from musicrec.exceptions import ConfigError, DataRejectedError, MissingInputError
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from musicrec.prepare import ITEM_ID, ITEM_IDX, USER_IDX
 from pyspark.ml.recommendation import ALSModel
 from pyspark.sql import DataFrame, SparkSession
@@ -153,14 +153,17 @@ def build_outputs(
     }
 
 
-def write_version(outputs: dict[str, DataFrame], target: Path) -> dict[str, int]:
+def write_version(
+    spark: SparkSession, outputs: dict[str, DataFrame], target: Path
+) -> dict[str, int]:
     target.parent.mkdir(parents=True, exist_ok=True)
     io.clean_staging(target.parent)
     staged = io.staging_dir(target)
     for kind, frame in outputs.items():
         frame.write.parquet(str(staged / kind))
     io.replace_dir(staged, target)
-    return {kind: int(frame.count()) for kind, frame in outputs.items()}
+    # Count what was written (Parquet footers), not the frames: that would score users again.
+    return {kind: spark.read.parquet(str(target / kind)).count() for kind in outputs}
 
 
 def publish(spark: SparkSession, args: argparse.Namespace) -> dict:
@@ -171,7 +174,7 @@ def publish(spark: SparkSession, args: argparse.Namespace) -> dict:
     version = serving.check_version(args.version or model_id)
     model = ALSModel.load(str(args.model / "als"))
     target = args.data_root / c.SERVING / "versions" / version
-    rows = write_version(build_outputs(spark, args, model), target)
+    rows = write_version(spark, build_outputs(spark, args, model), target)
     result = store_for(args).publish(version, str(args.model), target, keep=args.keep)
     io.write_json_atomic(
         args.data_root / c.SERVING / "published.json",
@@ -213,6 +216,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

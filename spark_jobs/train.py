@@ -21,7 +21,7 @@ from musicrec import als, io, scoring
 from musicrec import constants as c
 from musicrec.config import ALSConfig
 from musicrec.exceptions import MissingInputError
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from pyspark.sql import DataFrame, SparkSession
 
 log = logging.getLogger("musicrec.train")
@@ -182,6 +182,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

@@ -19,7 +19,7 @@ from musicrec import constants as c
 from musicrec import io
 from musicrec.config import IngestConfig, Interval, ValidationConfig
 from musicrec.exceptions import DataRejectedError, MissingInputError
-from musicrec.jobs import base_parser, run, session_for, stop_spark
+from musicrec.jobs import base_parser, entry, session_for
 from musicrec.validation import Bounds, run_suite, volume_bounds
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -129,6 +129,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    code = run(main)
-    stop_spark()
-    raise SystemExit(code)
+    entry(main)

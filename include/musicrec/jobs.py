@@ -96,3 +96,10 @@ def stop_spark() -> None:
     active = SparkSession.getActiveSession()
     if active is not None:
         active.stop()
+
+
+def entry(main: Callable[[Sequence[str] | None], int]) -> None:
+    """``if __name__ == "__main__"`` of every job: run, stop Spark, exit with the code."""
+    code = run(main)
+    stop_spark()
+    raise SystemExit(code)

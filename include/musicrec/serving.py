@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,25 +69,31 @@ def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
 
 
 @dataclass
-class Store:
+class Store(ABC):
     """Common logic; subclasses provide connection, quoting and bulk load."""
 
     reader_role: str | None = None
 
-    # --- to implement -----------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:  # pragma: no cover - abstract
-        raise NotImplementedError
-        yield
+    # --- what each database provides ---------------------------------------------------------
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A cursor inside one transaction: committed on success, rolled back on error."""
 
-    def ident(self, name: str) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def load(self, cur: Any, table: str, columns: list[str], path: Path) -> int:
+        """Bulk-load the Parquet folder ``path`` into ``table``; return the row count."""
 
-    def load(self, cur: Any, table: str, columns: list[str], path: Path) -> int:  # pragma: no cover
-        raise NotImplementedError
+    @abstractmethod
+    def sql(self, template: str, *names: str) -> Any:
+        """``template`` with each ``{}`` replaced by a quoted identifier from ``names``."""
 
-    def sql(self, template: str, *names: str) -> Any:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abstractmethod
+    def replace_view(self, cur: Any, view: str, table: str) -> None:
+        """Point ``view`` at ``table`` (and re-grant readers where the database has roles)."""
+
+    @abstractmethod
+    def list_tables(self, cur: Any) -> list[str]:
+        """Tables of the serving schema."""
 
     param = "?"
     drop_table = "DROP TABLE IF EXISTS {}"
@@ -183,12 +190,6 @@ class Store:
             ),
             (version,),
         )
-
-    def replace_view(self, cur: Any, view: str, table: str) -> None:  # pragma: no cover
-        raise NotImplementedError
-
-    def list_tables(self, cur: Any) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
 
     def _drop_unregistered(self, cur: Any, also: str) -> list[str]:
         """Tables of versions that never completed (or of ``also``, being replaced)."""
