@@ -3,17 +3,20 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA ?= data
+AIRFLOW_PORT ?= 8080
 PYTEST_ARGS ?=
 BENCH ?= small
 export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help venv dist demo test test-unit lint format bench clean
+.PHONY: help venv dist demo airflow backfill test test-unit lint format bench clean
 
 help:
 	@echo "make demo   - generate two weeks of listening logs and run the pipeline on them"
 	@echo "make test   - the whole test suite (unit, fault injection, cluster, Airflow, PostgreSQL)"
+	@echo "make airflow - a local Airflow UI (api-server, scheduler, dag-processor, triggerer)"
+	@echo "make backfill FROM=2026-01-02 TO=2026-01-04 - backfill through that local Airflow"
 	@echo "make lint   - ruff and mypy;  make bench BENCH=small|medium|large - benchmarks"
 
 $(BIN)/.installed: requirements.txt pyproject.toml
@@ -32,6 +35,13 @@ dist/musicrec.zip: $(BIN)/.installed $(shell find include/musicrec -name '*.py')
 	$(BIN)/python scripts/build_pyfiles.py include dist/musicrec.zip
 
 dist: dist/musicrec.zip
+
+airflow: dist
+	$(BIN)/python scripts/airflow_server.py --port $(AIRFLOW_PORT) --data-root $(DATA)
+
+backfill: dist
+	$(BIN)/python scripts/airflow_local.py backfill create --dag-id musicrec_pipeline \
+		--from-date $(FROM) --to-date $(TO)
 
 demo: dist
 	PYTHONPATH=scripts $(BIN)/python scripts/demo.py --data-root $(DATA)

@@ -1,8 +1,10 @@
 """`make bench BENCH=small|medium|large`: measured side by side in one run.
 
-Implemented so far: ingestion throughput against a bare read-and-write of the same files
-(issue: >= 0.7x). Results go to benchmarks/results/latest.json (shape from the benchmarks
-issue; sections not measured yet are left empty) and are printed as a Markdown table.
+Sections: ingestion throughput against a bare read-and-write of the same files (target
+>= 0.7x); ALS (the product's train step, MLlib defaults and the `implicit` library on the same
+split, quality scored by the product's evaluation); one daily DAG run on a full window.
+Results go to benchmarks/results/latest.json and are printed as Markdown tables; ``--only``
+measures some sections and keeps the others' last results (each carries its date and commit).
 """
 
 from __future__ import annotations
@@ -90,25 +92,38 @@ def ingest_benchmark(events: int, work: Path, repeats: int) -> dict:
     }
 
 
+PIPELINE_EVENTS = {"small": 100_000, "medium": 1_000_000, "large": 1_000_000}
+
+
+def previous() -> dict:
+    path = ROOT / "benchmarks" / "results" / "latest.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--size", choices=sorted(SIZES), default="small")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--only",
+        default="ingest,als,pipeline",
+        help="comma-separated sections to measure; the others keep their last results",
+    )
     args = p.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="musicrec-bench-"))
-    try:
-        ingest = ingest_benchmark(SIZES[args.size], work, args.repeats)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    sections = set(args.only.split(","))
     import pyspark
 
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
     ).stdout.strip()
-    result = {
+    stamp = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "git_commit": commit,
         "size": args.size,
+    }
+    old = previous()
+    result = {
+        **stamp,
         "machine": {
             "cores": os.cpu_count(),
             "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
@@ -116,21 +131,87 @@ def main() -> int:
             "spark": pyspark.__version__,
             "python": platform.python_version(),
         },
-        "ingest": ingest,
-        "als": [],
-        "pipeline": {},
+        "ingest": old.get("ingest", {}),
+        "als": old.get("als", []),
+        "pipeline": old.get("pipeline", {}),
     }
-    out = ROOT / "benchmarks" / "results" / "latest.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print("| events | full ingest ev/s | bare read+write ev/s | ratio | repetitions (median) |")
-    print("|---|---|---|---|---|")
-    print(
-        f"| {ingest['events']:,} | {ingest['events_per_s']:,.0f} | "
-        f"{ingest['bare_events_per_s']:,.0f} | {ingest['ratio_vs_bare']:.2f} | "
-        f"{ingest['repetitions']} |"
-    )
-    print(f"written {out}")
+    if "ingest" in sections:
+        work = Path(tempfile.mkdtemp(prefix="musicrec-bench-"))
+        try:
+            result["ingest"] = {**ingest_benchmark(SIZES[args.size], work, args.repeats), **stamp}
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    if "als" in sections:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from als_bench import als_benchmark
+
+        entry = {**als_benchmark(args.size, args.repeats, search=args.size != "large"), **stamp}
+        shutil.rmtree(entry.pop("work"), ignore_errors=True)
+        result["als"] = [a for a in result["als"] if a.get("size") != args.size] + [entry]
+    if "pipeline" in sections:
+        out = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "pipeline_bench.py"),
+                "--events-per-day",
+                str(PIPELINE_EVENTS[args.size]),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        line = next((x for x in out.stdout.splitlines() if x.startswith("PIPELINE ")), None)
+        if line is None:
+            raise SystemExit(f"pipeline benchmark failed:\n{out.stderr[-4000:]}")
+        result["pipeline"] = {**json.loads(line[9:]), **stamp}
+    out_file = ROOT / "benchmarks" / "results" / "latest.json"
+    out_file.write_text(json.dumps(result, indent=2) + "\n")
+    print(markdown(result))
+    print(f"written {out_file}")
     return 0
+
+
+def markdown(r: dict) -> str:
+    lines = []
+    i = r.get("ingest") or {}
+    if i:
+        lines += [
+            "| events | full ingest ev/s | bare read+write ev/s | ratio | runs (median) "
+            "| date, commit |",
+            "|---|---|---|---|---|---|",
+            f"| {i['events']:,} | {i['events_per_s']:,.0f} | {i['bare_events_per_s']:,.0f} | "
+            f"{i['ratio_vs_bare']:.2f} | {i['repetitions']} | {i.get('date', '')[:10]}, "
+            f"{i.get('git_commit', '')} |",
+            "",
+        ]
+    if r.get("als"):
+        lines += [
+            "| size | users x items, nnz | train s | MLlib default s | implicit CG s "
+            "| implicit Cholesky s | GFLOP/s | peak RSS MB | NDCG@10 | implicit NDCG@10 "
+            "| popularity NDCG@10 | runs | date, commit |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for a in r["als"]:
+            lines.append(
+                f"| {a['size']} | {a['users']:,} x {a['items']:,}, {a['nnz']:,} | "
+                f"{a['train_s']:.1f} | {a['mllib_default_s']:.1f} | {a['implicit_cg_s']:.1f} | "
+                f"{a['implicit_cholesky_s']:.1f} | {a['gflops_per_s']:.2f} | "
+                f"{a['peak_rss_mb']:,.0f} | {a['ndcg10']:.3f} | {a['implicit_ndcg10']:.3f} | "
+                f"{a['popularity_ndcg10']:.3f} | {a['repetitions']} | {a.get('date', '')[:10]}, "
+                f"{a.get('git_commit', '')} |"
+            )
+        lines.append("")
+    pl = r.get("pipeline") or {}
+    if pl:
+        tasks = ", ".join(f"{k} {v:.0f}" for k, v in pl["task_s"].items())
+        lines += [
+            "| events/day | window | DAG run wall s | by task (s) | Airflow overhead s "
+            "| date, commit |",
+            "|---|---|---|---|---|---|",
+            f"| {pl['events_per_day']:,} | {pl['window_days']} d | {pl['wall_s']:.0f} | {tasks} | "
+            f"{pl['airflow_overhead_s']:.0f} | {pl.get('date', '')[:10]}, "
+            f"{pl.get('git_commit', '')} |",
+        ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

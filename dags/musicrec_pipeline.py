@@ -20,14 +20,13 @@ Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, chain
 from airflow.timetables.interval import CronDataIntervalTimetable
 from musicrec.orchestration.notifier import MusicrecAlertNotifier
-from musicrec.orchestration.operators import MusicrecSparkSubmitOperator
+from musicrec.orchestration.operators import spark_task
 
 PROJECT = Path(__file__).resolve().parents[1]
 JOBS = PROJECT / "spark_jobs"
@@ -127,24 +126,16 @@ with DAG(
         ),
     },
 ) as dag:
-    tasks = []
-    for name, args, timeout in STEPS:
-        tasks.append(
-            MusicrecSparkSubmitOperator(
-                task_id=name,
-                application=str(JOBS / f"{name}.py"),
-                conn_id="spark_default",
-                py_files=PY_FILES,
-                name=f"musicrec-{name}",
-                conf={
-                    "spark.pyspark.python": sys.executable,
-                    "spark.pyspark.driver.python": sys.executable,
-                },
-                env_vars={"SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": str(PROJECT / "include")},
-                application_args=["--data-root", DATA, "--run-id", "{{ run_id }}", *args],
-                pool="spark",
-                execution_timeout=timeout,
-                outlets=[RECOMMENDATIONS] if name == "publish" else [],
-            )
+    tasks = [
+        spark_task(
+            task_id=name,
+            application=str(JOBS / f"{name}.py"),
+            application_args=["--data-root", DATA, "--run-id", "{{ run_id }}", *args],
+            py_files=PY_FILES,
+            pool="spark",
+            execution_timeout=timeout,
+            outlets=[RECOMMENDATIONS] if name == "publish" else [],
         )
+        for name, args, timeout in STEPS
+    ]
     chain(*tasks)

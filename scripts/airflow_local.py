@@ -57,3 +57,157 @@ def prepare_home(env: dict[str, str], spark_slots: int = 2) -> None:
         check=True,
         capture_output=True,
     )
+
+
+SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
+USER = "admin"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def service_environment(env: dict[str, str], port: int, password: str) -> dict[str, str]:
+    """A real local Airflow: LocalExecutor on SQLite, the API on 127.0.0.1:``port``.
+
+    SimpleAuthManager is Airflow's development auth manager: fine on a laptop, never in a
+    deployment (docker-compose.yaml uses the FAB auth manager). Its one user is ``admin``.
+    """
+    home = Path(env["AIRFLOW_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    secret_file = home / "jwt_secret"
+    if not secret_file.exists():
+        import secrets
+
+        secret_file.write_text(secrets.token_urlsafe(32))
+        secret_file.chmod(0o600)
+    passwords = home / "simple_auth_manager_passwords.json.generated"
+    passwords.write_text(json.dumps({USER: password}))
+    passwords.chmod(0o600)
+    base = f"http://127.0.0.1:{port}"
+    out = dict(env)
+    out.update(
+        {
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base}/execution/",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__API__BASE_URL": base,
+            # Components sign and check each other's tokens with one shared secret.
+            "AIRFLOW__API_AUTH__JWT_SECRET": secret_file.read_text(),
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        }
+    )
+    return out
+
+
+def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen]:
+    """Start api-server, scheduler, dag-processor and triggerer; logs and pids in the home."""
+    home = Path(env["AIRFLOW_HOME"])
+    logs, run = home / "logs" / "services", home / "run"
+    logs.mkdir(parents=True, exist_ok=True)
+    run.mkdir(parents=True, exist_ok=True)
+    procs: dict[str, subprocess.Popen] = {}
+    for name in SERVICES:
+        args = [str(BIN / "airflow"), name]
+        if name == "api-server":
+            args += ["--host", env["AIRFLOW__API__HOST"], "--port", env["AIRFLOW__API__PORT"]]
+        with open(logs / f"{name}.log", "ab") as log:
+            procs[name] = subprocess.Popen(
+                args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        (run / f"{name}.pid").write_text(str(procs[name].pid))
+    return procs
+
+
+def stop_services(env: dict[str, str], procs: dict[str, subprocess.Popen]) -> None:
+    """SIGTERM each service's process group (gunicorn/uvicorn workers, task runners too)."""
+    import signal
+    import time
+
+    for proc in procs.values():
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for proc in procs.values():
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    for name in procs:
+        (Path(env["AIRFLOW_HOME"]) / "run" / f"{name}.pid").unlink(missing_ok=True)
+
+
+class Api:
+    """A small client of Airflow's REST API (``/api/v2``) authenticated as the local admin."""
+
+    def __init__(self, base: str, password: str) -> None:
+        self.base = base
+        self.password = password
+        self.token: str | None = None
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        import urllib.request
+
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+        req.add_header("Content-Type", "application/json")
+        if self.token:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"{}")
+
+    def login(self) -> None:
+        answer = self._call("POST", "/auth/token", {"username": USER, "password": self.password})
+        self.token = answer["access_token"]
+
+    def get(self, path: str) -> dict:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._call("POST", path, body)
+
+    def patch(self, path: str, body: dict) -> dict:
+        return self._call("PATCH", path, body)
+
+    def wait_healthy(self, procs: dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
+        """Until the API answers and reports a healthy scheduler and dag-processor."""
+        import time
+        import urllib.error
+
+        deadline = time.monotonic() + timeout_s
+        last: object = None
+        while time.monotonic() < deadline:
+            dead = [name for name, p in procs.items() if p.poll() is not None]
+            if dead:
+                raise RuntimeError(f"Airflow service(s) exited: {dead} (see logs/services)")
+            try:
+                health = self.get("/api/v2/monitor/health")
+                last = health
+                if all(
+                    health.get(part, {}).get("status") == "healthy"
+                    for part in ("metadatabase", "scheduler", "dag_processor")
+                ):
+                    return
+            except (urllib.error.URLError, ConnectionError, OSError) as exc:
+                last = exc
+            time.sleep(2)
+        raise TimeoutError(f"Airflow did not become healthy in {timeout_s:.0f} s: {last}")
+
+
+if __name__ == "__main__":
+    # `python scripts/airflow_local.py <airflow args>`: the airflow CLI against the local home
+    # that `make airflow` runs (e.g. `backfill create --dag-id musicrec_pipeline ...`).
+    home = Path(os.environ.get("MUSICREC_AIRFLOW_HOME", ROOT / ".airflow"))
+    data = Path(os.environ.get("MUSICREC_DATA_ROOT", ROOT / "data"))
+    cli_env = environment(home.resolve(), data.resolve())
+    os.execve(str(BIN / "airflow"), [str(BIN / "airflow"), *sys.argv[1:]], cli_env)

@@ -107,11 +107,11 @@ def airflow_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("airflow") / "data"
     landing = root / c.LANDING_EVENTS
     spec = WorldSpec(users=300, artists=80, seed=5)
-    generate(landing, date(2026, 3, 1), 3, 5000, spec, FaultRates(), processes=1)
-    # A fourth day delivered broken: far more than 1% of its lines are quarantined.
+    generate(landing, date(2026, 3, 1), 5, 5000, spec, FaultRates(), processes=1)
+    # A sixth day delivered broken: far more than 1% of its lines are quarantined.
     generate(
         landing,
-        date(2026, 3, 4),
+        date(2026, 3, 6),
         1,
         5000,
         spec,
@@ -123,15 +123,21 @@ def airflow_root(tmp_path_factory):
     return root, env
 
 
+@pytest.fixture(scope="module")
+def first_three_days(airflow_root) -> list[dict]:
+    """dag.test() for 2026-03-01, then 03-02 and 03-03, in order, as the scheduler would."""
+    _, env = airflow_root
+    return run_dag(env, ["2026-03-01"], SMALL) + run_dag(env, ["2026-03-02", "2026-03-03"], SMALL)
+
+
 @pytest.mark.airflow
 @pytest.mark.timeout(2400)
-def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
+def test_two_consecutive_dates_publish_for_every_active_user(airflow_root, first_three_days):
     root, env = airflow_root
-    first = run_dag(env, ["2026-03-01"], SMALL)[0]
+    first, *runs = first_three_days
     # Day one has no history to train on: prepare fails fast (no retry) and stops the chain.
     assert first["tasks"]["ingest"] == first["tasks"]["validate"] == "success"
     assert first["tasks"]["prepare"] == "failed" and first["tries"]["prepare"] == 1
-    runs = run_dag(env, ["2026-03-02", "2026-03-03"], SMALL)
     for run in runs:
         assert run["state"] == "success", run
         assert set(run["tasks"].values()) == {"success"}
@@ -146,13 +152,81 @@ def test_two_consecutive_dates_publish_for_every_active_user(airflow_root):
     assert served == model_users > 100
 
 
+def published_rows(root: Path, version: str) -> dict[str, list[tuple]]:
+    import pyarrow.parquet as pq
+
+    folder = root / c.SERVING / "versions" / version
+    return {
+        kind.name: sorted(map(tuple, pq.read_table(kind).to_pandas().itertuples(index=False)))
+        for kind in sorted(folder.iterdir())
+        if kind.is_dir()
+    }
+
+
+@pytest.mark.airflow
+@pytest.mark.timeout(2400)
+def test_rest_backfill_of_three_days_on_a_running_airflow(airflow_root, first_three_days):
+    """api-server, scheduler, dag-processor, triggerer on free ports; POST /api/v2/backfills."""
+    import secrets
+    import time
+
+    root, env = airflow_root
+    assert first_three_days[-1]["state"] == "success"
+    before = published_rows(root, "artist-2026-03-03")
+    password = secrets.token_urlsafe(8)
+    live = airflow_local.service_environment(env, airflow_local.free_port(), password)
+    procs = airflow_local.start_services(live)
+    try:
+        api = airflow_local.Api(live["AIRFLOW__API__BASE_URL"], password)
+        api.wait_healthy(procs)
+        api.login()
+        dag_id = "musicrec_pipeline"
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:  # the dag-processor has to parse the file first
+            dags = api.get("/api/v2/dags")["dags"]
+            if any(d["dag_id"] == dag_id for d in dags):
+                break
+            time.sleep(2)
+        api.post(
+            "/api/v2/backfills",
+            {
+                "dag_id": dag_id,
+                "from_date": "2026-03-03T00:00:00Z",
+                "to_date": "2026-03-05T00:00:00Z",
+                "reprocess_behavior": "completed",
+                "max_active_runs": 1,
+                "dag_run_conf": SMALL,
+            },
+        )
+        deadline = time.monotonic() + 1800
+        runs: list[dict] = []
+        while time.monotonic() < deadline:
+            runs = api.get(f"/api/v2/dags/{dag_id}/dagRuns?run_type=backfill")["dag_runs"]
+            if len(runs) == 3 and all(r["state"] in ("success", "failed") for r in runs):
+                break
+            time.sleep(5)
+        days = sorted(r["data_interval_start"][:10] for r in runs)
+        assert days == ["2026-03-03", "2026-03-04", "2026-03-05"], runs
+        assert [r["state"] for r in runs] == ["success"] * 3, runs
+        assert all(r["conf"] == SMALL for r in runs)
+    finally:
+        airflow_local.stop_services(live, procs)
+    assert all(p.poll() is not None for p in procs.values())
+    # 03-03 ran again through the scheduler: the same published recommendations.
+    assert published_rows(root, "artist-2026-03-03") == before
+    db = sqlite3.connect(root / c.SERVING / "serving.db")
+    assert db.execute("SELECT version FROM serving_versions WHERE is_current = 1").fetchall() == [
+        ("artist-2026-03-05",)
+    ]
+
+
 @pytest.mark.airflow
 @pytest.mark.timeout(1200)
 def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
     root, env = airflow_root
     db_path = root / c.SERVING / "serving.db"
     before = sqlite3.connect(db_path).execute("SELECT * FROM serving_versions").fetchall()
-    (run,) = run_dag(env, ["2026-03-04"], SMALL)
+    (run,) = run_dag(env, ["2026-03-06"], SMALL)
     assert run["state"] == "failed"
     assert run["tasks"]["ingest"] == "success" and run["tasks"]["validate"] == "failed"
     assert run["tries"]["validate"] == 1  # rejected data is not retried
@@ -164,5 +238,5 @@ def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
     assert "expect_column_values_to_be_between(column=quarantine_ratio" in "\n".join(
         alert["error_tail"]
     )
-    assert alert["data_interval"][0].startswith("2026-03-04") and alert["try_number"] == 1
+    assert alert["data_interval"][0].startswith("2026-03-06") and alert["try_number"] == 1
     assert alert["logical_date"] and alert["log_url"] and alert["dag_id"] == "musicrec_pipeline"

@@ -6,7 +6,14 @@ from datetime import date, timedelta
 
 import pytest
 from musicrec.config import IngestConfig, Interval
-from musicrec.ingest import accepted_rows, flag_duplicates, parse, quarantine_rows, route
+from musicrec.ingest import (
+    accepted_rows,
+    duplicate_copies,
+    flag_duplicates,
+    parse,
+    quarantine_rows,
+    route,
+)
 from pyspark.testing import assertDataFrameEqual
 
 pytestmark = pytest.mark.unit
@@ -61,8 +68,10 @@ def lines_frame(spark, values, files=None):
 
 def test_routing_table(spark):
     routed = route(parse(lines_frame(spark, [c[0] for c in CASES])), CFG)
-    expected = spark.createDataFrame([(c[0], c[1]) for c in CASES], "value string, reason string")
-    assertDataFrameEqual(routed.select("value", "reason"), expected)
+    # The raw text survives for quarantined lines only (valid ones live on as typed fields).
+    rows = [(i, line if reason else None, reason) for i, (line, reason, *_) in enumerate(CASES)]
+    expected = spark.createDataFrame(rows, "_pos long, value string, reason string")
+    assertDataFrameEqual(routed.select("_pos", "value", "reason"), expected)
 
 
 def test_details_name_the_problem(spark):
@@ -101,7 +110,7 @@ def test_first_delivery_wins_and_seen_ids_are_duplicates(spark):
     files = ["hour=01/p", "hour=01/p", "hour=00/p", "hour=02/p", "hour=00/p"]
     routed = route(parse(lines_frame(spark, lines, files)), CFG)
     seen = spark.createDataFrame([("e3",)], "event_id string")
-    flagged = flag_duplicates(routed, seen)
+    flagged = flag_duplicates(routed, duplicate_copies(routed, seen))
     got = {(r.source_file, r._pos): r._is_duplicate for r in flagged.collect()}
     # e1: the copy in the earlier hour file wins; the invalid e1 is not a competitor.
     assert got == {
@@ -114,3 +123,11 @@ def test_first_delivery_wins_and_seen_ids_are_duplicates(spark):
     accepted = accepted_rows(flagged, "b")
     assert sorted(r.event_id for r in accepted.collect()) == ["e1", "e2"]
     assert {r.source_file for r in accepted.where("event_id = 'e1'").collect()} == {"hour=00/p"}
+
+
+def test_nothing_seen_and_no_repeats_means_no_duplicates(spark):
+    lines = [event(event_id='"a"'), event(event_id='"b"'), event(event_id='"a"', user_id='""')]
+    routed = route(parse(lines_frame(spark, lines, ["hour=00/p"] * 3)), CFG)
+    assert duplicate_copies(routed, None).count() == 0
+    flagged = flag_duplicates(routed, duplicate_copies(routed, None))
+    assert [r._is_duplicate for r in flagged.orderBy("_pos").collect()] == [False, False, False]

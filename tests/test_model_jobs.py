@@ -116,6 +116,21 @@ def test_model_metadata_and_quality(pipeline):
     assert "data:image/png;base64" in html and "PASSED" in html
 
 
+def test_search_picks_the_best_validation_trial_and_records_it(pipeline):
+    args = [*steps(pipeline)["train"], "--model-id", "searched", "--search"]
+    args += ["--search-ranks", "4,16", "--search-reg-params", "0.05", "--search-alphas", "10"]
+    assert run(train.main, args) == 0
+    meta = json.loads((pipeline / c.MODELS / "runs" / "searched" / "metadata.json").read_text())
+    trials = meta["search"]
+    assert [t["rank"] for t in trials] == [4, 16]
+    assert all(0 < t["ndcg@10"] <= 1 and t["fit_seconds"] > 0 for t in trials)
+    best = max(trials, key=lambda t: t["ndcg@10"])
+    assert meta["params"]["rank"] == best["rank"] and meta["params"]["alpha"] == 10
+    # The validation split was written out before fitting (deterministic ALS input).
+    work = pipeline / c.MODELS / "search" / "searched"
+    assert (work / "fit").is_dir() and (work / "validation").is_dir()
+
+
 def test_published_recommendations_exclude_streamed_items(spark, pipeline):
     db = sqlite3.connect(pipeline / c.SERVING / "serving.db")
     recs = db.execute("SELECT user_id, item_id, rank, item_name FROM recommendations").fetchall()

@@ -5,12 +5,14 @@ Jobs call these at their edges; transforms never touch storage.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -53,13 +55,12 @@ def read_lines(spark: SparkSession, folders: list[Path]) -> DataFrame:
         schema = "value string, source_file string, _pos long"
         return spark.createDataFrame([], schema)
     raw = spark.read.text([str(f) for f in folders])
-    # Relative to the landing root (dt=/hour=/file): the lake does not depend on where the
-    # landing folder is mounted, and the path sorts in delivery order.
-    path = F.col("_metadata.file_path")
-    relative = F.regexp_extract(path, r"(dt=[^/]+/hour=[^/]+/[^/]+)$", 1)
+    # Relative to the landing root (dt=/hour=/file, the last three path parts): the lake does
+    # not depend on where the landing folder is mounted, and the path sorts in delivery order.
+    # substring_index, not a regex: it runs once per line (measured 1 s per 500k lines).
     return raw.select(
         F.col("value"),
-        F.when(relative != "", relative).otherwise(path).alias(c.SOURCE_FILE),
+        F.substring_index(F.col("_metadata.file_path"), "/", -3).alias(c.SOURCE_FILE),
         F.monotonically_increasing_id().alias("_pos"),
     )
 
@@ -82,18 +83,48 @@ def table_exists(path: Path) -> bool:
     )
 
 
-def write_partitions(df: DataFrame, path: Path, partition_by: list[str]) -> None:
+WRITER_LOCK = "_musicrec_writer.lock"  # underscore: Spark readers skip it
+
+
+@contextmanager
+def exclusive_writer(table: Path) -> Iterator[list[str]]:
+    """Hold the table's writer lock; yields the stale staging folders it removed.
+
+    A driver killed mid-write (timeout, lost worker) leaves ``.spark-staging-<job>`` behind.
+    Readers never see it, but it would pile up. Under the lock no other writer is active, so
+    whatever staging folder exists is stale and can go. Writers of one table take turns only
+    for the write itself; reading and parsing still run concurrently.
+    """
+    table.mkdir(parents=True, exist_ok=True)
+    with open(table / WRITER_LOCK, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            removed = []
+            for stale in [*table.glob(".spark-staging-*"), table / "_temporary"]:
+                if stale.is_dir():
+                    shutil.rmtree(stale, ignore_errors=True)
+                    removed.append(str(stale))
+                    log.warning("removed %s left by an interrupted write", stale)
+            yield removed
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_partitions(df: DataFrame, path: Path, partition_by: list[str]) -> list[str]:
     """Replace exactly the partitions present in ``df`` (dynamic partition overwrite).
 
     Spark stages the files and swaps partitions only when the job commits: a write that fails
-    half-way leaves the previous data of those partitions readable.
+    half-way leaves the previous data of those partitions readable. Returns the leftovers of
+    interrupted earlier writes that were cleaned first.
     """
-    (
-        df.write.mode("overwrite")
-        .option("partitionOverwriteMode", "dynamic")
-        .partitionBy(*partition_by)
-        .parquet(str(path))
-    )
+    with exclusive_writer(path) as removed:
+        (
+            df.write.mode("overwrite")
+            .option("partitionOverwriteMode", "dynamic")
+            .partitionBy(*partition_by)
+            .parquet(str(path))
+        )
+    return removed
 
 
 def remove_stale_batch_partitions(table: Path, batch: str, keep_dates: set[str]) -> list[str]:

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
 import re
+import signal
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,11 +23,38 @@ _SPARK_INFO = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
 
 
 class TailingSparkSubmitHook(SparkSubmitHook):
-    """Keeps the last lines spark-submit printed, for alerts and failure messages."""
+    """Keeps the last lines spark-submit printed, and kills its whole process tree.
+
+    spark-submit in client mode is a process tree: the SparkSubmit JVM (driver, and in local
+    mode the executors), the Python driver it starts, and PySpark worker daemons. The
+    provider kills only the top process on a timeout, which orphans the Python driver. Here
+    spark-submit starts in a session of its own and ``on_kill`` signals the whole group.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+
+    def submit(self, application: str = "", **kwargs: Any) -> str | None:
+        kwargs.setdefault("start_new_session", True)
+        return super().submit(application, **kwargs)
+
+    def on_kill(self) -> None:
+        process = getattr(self, "_submit_sp", None)
+        group = None
+        if process is not None and process.poll() is None:
+            try:
+                group = os.getpgid(process.pid)
+            except ProcessLookupError:
+                group = None
+        if group is not None and group != os.getpgrp():
+            kill_group(group, self.log)  # SIGTERM first: Spark's shutdown hooks clean up
+        super().on_kill()  # cluster-side kills (standalone driver, YARN, Kubernetes)
+        if process is not None:
+            try:
+                process.wait(timeout=30)
+            except Exception:  # noqa: BLE001 - best effort: reap, never mask the timeout
+                self.log.warning("spark-submit pid %d did not exit after kill", process.pid)
 
     def _process_spark_submit_log(self, itr: Iterator[Any]) -> None:
         def remember() -> Iterator[Any]:
@@ -33,6 +64,25 @@ class TailingSparkSubmitHook(SparkSubmitHook):
                 yield line
 
         super()._process_spark_submit_log(remember())
+
+
+def kill_group(group: int, log: Any, grace_s: float = 10.0) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left after ``grace_s``."""
+    try:
+        os.killpg(group, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)
+        except ProcessLookupError:
+            log.info("spark-submit process group %d stopped", group)
+            return
+        time.sleep(0.2)
+    log.warning("spark-submit process group %d ignored SIGTERM: sending SIGKILL", group)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(group, signal.SIGKILL)
 
 
 class MusicrecSparkSubmitOperator(SparkSubmitOperator):
@@ -73,3 +123,36 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
             if code in NON_RETRYABLE_EXIT_CODES:
                 raise AirflowFailException(f"NOT RETRYABLE: {message}") from exc
             raise AirflowException(message) from exc
+
+
+def spark_task(
+    task_id: str,
+    application: str,
+    application_args: list[str],
+    py_files: str,
+    env_vars: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> MusicrecSparkSubmitOperator:
+    """A Spark task as the DAG runs it: this interpreter for PySpark, loopback, library path.
+
+    The driver and the Python workers use the interpreter Airflow runs in (the project's
+    virtual environment), so pyspark, numpy and the library versions match the scheduler's.
+    """
+    import sys
+    from pathlib import Path
+
+    include = str(Path(py_files).resolve().parents[1] / "include")
+    return MusicrecSparkSubmitOperator(
+        task_id=task_id,
+        application=application,
+        conn_id="spark_default",
+        py_files=py_files,
+        name=f"musicrec-{task_id}",
+        conf={
+            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.driver.python": sys.executable,
+        },
+        env_vars={"SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": include, **(env_vars or {})},
+        application_args=application_args,
+        **kwargs,
+    )

@@ -1,0 +1,214 @@
+"""ALS on one generated interactions table: the product, MLlib defaults, and `implicit`.
+
+Everything on the same train split, quality scored by the product's evaluation code on the
+same holdout. Timings alternate between contenders across repetitions; medians are reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from als_data import AS_OF, SIZES, interactions, write_table
+from musicrec import submit
+
+ROOT = Path(__file__).resolve().parents[1]
+RANK, ITERATIONS = 32, 10
+
+
+def tree_rss_mb(root_pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[str, float]:
+    """Run a command; return its stdout and the peak RSS of its process tree."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0.0]
+
+    def poll() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    out, err = proc.communicate()
+    watcher.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{err[-4000:]}")
+    return out, peak[0]
+
+
+def spark_script(script: str, args: list[str], env: dict[str, str]) -> list[str]:
+    cmd = submit.command("ingest", [])  # same spark-submit, master and --py-files as the jobs
+    cmd[cmd.index(str(ROOT / "spark_jobs" / "ingest.py"))] = str(ROOT / "benchmarks" / script)
+    return cmd + args
+
+
+def implicit_fit(train, use_cg: bool, reg: float, alpha: float):  # noqa: ANN001, ANN201
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    model = AlternatingLeastSquares(
+        factors=RANK,
+        iterations=ITERATIONS,
+        regularization=reg,
+        alpha=alpha,
+        use_cg=use_cg,
+        random_state=1,
+        calculate_training_loss=False,
+        num_threads=2,
+    )
+    with threadpool_limits(1, "blas"):  # implicit's docs: BLAS threads off, its own threads on
+        started = time.monotonic()
+        model.fit(train, show_progress=False)
+        return model, time.monotonic() - started
+
+
+def implicit_tune(train) -> dict:  # noqa: ANN001
+    """Its own conventions: regularization not scaled by counts, alpha on the raw rating."""
+    from implicit.evaluation import ndcg_at_k, train_test_split
+
+    fit_part, val_part = train_test_split(train, train_percentage=0.8, random_state=1)
+    trials = []
+    for reg in (0.01, 0.1, 1.0, 10.0):
+        for alpha in (1.0, 10.0, 40.0):
+            model, _ = implicit_fit(fit_part, True, reg, alpha)
+            score = ndcg_at_k(model, fit_part, val_part, K=10, show_progress=False)
+            trials.append({"regularization": reg, "alpha": alpha, "ndcg@10": float(score)})
+    return max(trials, key=lambda t: t["ndcg@10"]) | {"trials": trials}
+
+
+def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
+    import scipy.sparse as sp
+
+    work = Path(tempfile.mkdtemp(prefix="musicrec-als-bench-"))
+    env = submit.environment()
+    size = SIZES[size_name]
+    started = time.monotonic()
+    splits = interactions(size, seed=1)
+    table = work / "lake" / "interactions" / "artist"
+    shape = write_table(splits, table)
+    generate_s = time.monotonic() - started
+    train_pd = splits["train"]
+    n_users, n_items = size.users, size.items
+    csr = sp.csr_matrix(
+        (train_pd["rating"].to_numpy(), (train_pd["user_idx"], train_pd["item_idx"])),
+        shape=(n_users, n_items),
+        dtype=np.float32,
+    )
+    del splits
+    tuned = implicit_tune(csr)
+
+    common = ["--data-root", str(work), "--interactions", str(table), "--as-of", AS_OF]
+    train_args = [*common, "--rank", str(RANK), "--max-iter", str(ITERATIONS)]
+    if search:
+        train_args += ["--search", "--search-ranks", str(RANK)]
+        train_args += ["--search-reg-params", "0.01,0.05,0.2", "--search-alphas", "5,20"]
+    model_dir = work / "models" / "runs" / f"artist-{AS_OF}"
+    timings: dict[str, list[float]] = {k: [] for k in ("train", "mllib", "cg", "cholesky")}
+    peak = 0.0
+    chosen: list[str] = []
+    for rep in range(repeats):
+        args = train_args if rep == 0 else [*common, *chosen]  # search once, then refit
+        _, rss = run_measured(submit.command("train", args), env)
+        peak = max(peak, rss)
+        meta = json.loads((model_dir / "metadata.json").read_text())
+        p = meta["params"]
+        chosen = ["--rank", str(RANK), "--max-iter", str(ITERATIONS)]
+        chosen += ["--alpha", str(p["alpha"]), "--reg-param", str(p["reg_param"])]
+        timings["train"].append(meta["timings"]["fit_seconds"])
+        mllib = [str(table), AS_OF, str(RANK), str(ITERATIONS), str(work / "ck")]
+        out, _ = run_measured(spark_script("mllib_default.py", mllib, env), env)
+        line = next(x for x in out.splitlines() if x.startswith("MLLIB "))
+        timings["mllib"].append(json.loads(line[6:])["seconds"])
+        for name, use_cg in (("cg", True), ("cholesky", False)):
+            model, seconds = implicit_fit(csr, use_cg, tuned["regularization"], tuned["alpha"])
+            timings[name].append(seconds)
+            if name == "cg" and rep == 0:
+                factors = work / "implicit.npz"
+                np.savez(factors, users=model.user_factors, items=model.item_factors)
+
+    evaluate = [*common, "--model", str(model_dir), "--min-lift", "0", "--max-drop", "1"]
+    run_measured(submit.command("evaluate", evaluate), env)
+    metrics = json.loads(
+        (work / "reports" / "evaluation" / model_dir.name / "metrics.json").read_text()
+    )["results"]
+    out, _ = run_measured(
+        spark_script("score_factors.py", [str(table), AS_OF, str(factors), str(work / "ck")], env),
+        env,
+    )
+    implicit_scores = json.loads(next(x for x in out.splitlines() if x.startswith("SCORES "))[7:])
+
+    def median(xs: list[float]) -> float:
+        return float(sorted(xs)[len(xs) // 2])
+
+    train_s = median(timings["train"])
+    m, n, nnz = shape["users"], shape["items"], shape["nnz"]
+    flops = ITERATIONS * (2 * nnz * RANK**2 + (m + n) * RANK**3 / 3)
+    als_all, pop_all = metrics["all"]["als"], metrics["all"]["popularity"]
+    return {
+        "size": size_name,
+        "users": m,
+        "items": n,
+        "nnz": nnz,
+        "rank": RANK,
+        "iterations": ITERATIONS,
+        "train_s": train_s,
+        "mllib_default_s": median(timings["mllib"]),
+        "implicit_cg_s": median(timings["cg"]),
+        "implicit_cholesky_s": median(timings["cholesky"]),
+        "gflops_per_s": flops / train_s / 1e9,
+        "peak_rss_mb": peak,
+        "ndcg10": als_all["ndcg@10"],
+        "map10": als_all["map@10"],
+        "precision10": als_all["precision@10"],
+        "implicit_ndcg10": implicit_scores["all"]["ndcg@10"],
+        "popularity_ndcg10": pop_all["ndcg@10"],
+        "ndcg10_lift_over_popularity": als_all["ndcg@10"] / max(pop_all["ndcg@10"], 1e-12),
+        "new_items": {
+            "ndcg10": metrics["new"]["als"]["ndcg@10"],
+            "implicit_ndcg10": implicit_scores["new"]["ndcg@10"],
+            "popularity_ndcg10": metrics["new"]["popularity"]["ndcg@10"],
+        },
+        "params": {
+            "product": {"alpha": meta["params"]["alpha"], "reg_param": meta["params"]["reg_param"]},
+            "implicit": {k: tuned[k] for k in ("regularization", "alpha")},
+        },
+        "repetitions": repeats,
+        "holdout_pairs": shape["holdout_pairs"],
+        "generate_s": generate_s,
+        "work": str(work),
+    }
+
+
+if __name__ == "__main__":
+    print(
+        json.dumps(als_benchmark(sys.argv[1], int(sys.argv[2]), sys.argv[3] == "search"), indent=2)
+    )

@@ -1,0 +1,42 @@
+"""Score externally trained factors (the `implicit` library's) with the product's own code.
+
+    spark-submit benchmarks/score_factors.py <table> <as_of> <factors.npz> <checkpoints>
+
+Same split, same metric code (``spark_jobs/evaluate.py: score_model``) as the product's
+evaluate step. Prints one JSON line with the "all" and "new" summaries.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from musicrec import io  # noqa: E402
+from musicrec.spark import build_session  # noqa: E402
+
+from spark_jobs.evaluate import score_model  # noqa: E402
+
+
+def main() -> None:
+    table, as_of, factors_file, checkpoints = sys.argv[1:5]
+    spark = build_session("musicrec-bench-score", checkpoint_dir=checkpoints)
+    factors = np.load(factors_file)
+    users, items = factors["users"].astype(np.float32), factors["items"].astype(np.float32)
+    train = io.read_split(spark, Path(table), as_of, "train").cache()
+    holdout = io.read_split(spark, Path(table), as_of, "holdout").cache()
+    known = np.zeros(items.shape[0], dtype=bool)
+    known[train.select("item_idx").distinct().toPandas()["item_idx"].to_numpy()] = True
+    rows = [(int(i), users[i].tolist()) for i in range(users.shape[0])]
+    user_factors = spark.createDataFrame(rows, "id int, features array<float>")
+    result = score_model(spark, user_factors, items, known, train, holdout)
+    print("SCORES " + json.dumps(result), flush=True)
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()
