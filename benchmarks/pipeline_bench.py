@@ -35,8 +35,8 @@ import airflow_local  # noqa: E402
 FIRST = date(2026, 1, 1)
 
 
-def spark_apps(stop: threading.Event, seen: dict[int, list]) -> None:
-    """pid -> [job script, first seen, last seen] for every SparkSubmit JVM."""
+def spark_apps(stop: threading.Event, seen: dict[int, list], data: Path) -> None:
+    """pid -> [job script, first seen, last seen] for every SparkSubmit JVM working on ``data``."""
     while not stop.is_set():
         now = time.monotonic()
         for entry in os.listdir("/proc"):
@@ -46,7 +46,7 @@ def spark_apps(stop: threading.Event, seen: dict[int, list]) -> None:
                 cmd = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"org.apache.spark.deploy.SparkSubmit" not in cmd:
+            if b"org.apache.spark.deploy.SparkSubmit" not in cmd or str(data).encode() not in cmd:
                 continue
             job = next((x.decode() for x in cmd if x.endswith(b".py")), "?")
             record = seen.setdefault(int(entry), [Path(job).stem, now, now])
@@ -90,7 +90,7 @@ def main() -> int:
         env = airflow_local.environment(work / "airflow_home", data)
         airflow_local.prepare_home(env)
         stop, apps = threading.Event(), {}
-        watcher = threading.Thread(target=spark_apps, args=(stop, apps), daemon=True)
+        watcher = threading.Thread(target=spark_apps, args=(stop, apps, data), daemon=True)
         watcher.start()
         conf = {"window_days": days}
         started = time.monotonic()

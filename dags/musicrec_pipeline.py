@@ -16,6 +16,11 @@ Every task is a spark-submit of `spark_jobs/<task>.py` through the `spark_defaul
 with the library shipped as `--py-files`. Re-running a date replaces exactly that date's outputs.
 Trigger with parameters from the UI (rank, alpha, regParam, window, item level, top-N).
 Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`.
+Every application writes its Spark event log to `<data root>/spark-events` (History Server);
+after each one an executor-health summary (executors lost and why, failed and retried tasks,
+fetch failures, stage retries, GC, spill) ends the task log, is the task's XCom
+`executor_health`, is appended to `<data root>/monitoring/executor_health.jsonl`, and raises an
+`executors_lost` alert when a task succeeded but lost executors.
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 JOBS = PROJECT / "spark_jobs"
 PY_FILES = str(PROJECT / "dist" / "musicrec.zip")
 DATA = "{{ var.value.get('musicrec_data_root', '" + str(PROJECT / "data") + "') }}"
+# Event logs of every application, for the History Server and the executor-health summary.
+EVENTS = DATA + "/spark-events"
 RECOMMENDATIONS = Asset(name="musicrec_recommendations", uri="musicrec://serving/recommendations")
 
 INTERVAL = [
@@ -130,7 +137,15 @@ with DAG(
         spark_task(
             task_id=name,
             application=str(JOBS / f"{name}.py"),
-            application_args=["--data-root", DATA, "--run-id", "{{ run_id }}", *args],
+            application_args=[
+                "--data-root",
+                DATA,
+                "--run-id",
+                "{{ run_id }}",
+                "--event-log-dir",
+                EVENTS,
+                *args,
+            ],
             py_files=PY_FILES,
             pool="spark",
             execution_timeout=timeout,

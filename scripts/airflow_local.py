@@ -179,6 +179,9 @@ class Api:
     def patch(self, path: str, body: dict) -> dict:
         return self._call("PATCH", path, body)
 
+    def delete(self, path: str) -> dict:
+        return self._call("DELETE", path)
+
     def wait_healthy(self, procs: dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
         """Until the API answers and reports a healthy scheduler and dag-processor."""
         import time

@@ -34,6 +34,8 @@ def main() -> int:
     env = al.service_environment(
         al.environment(home, args.data_root.resolve()), args.port, password
     )
+    # Schedules start only when someone unpauses the DAG: no surprise run of "yesterday".
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     print(f"preparing {home} (metadata database, 'spark' pool) ...", flush=True)
     al.prepare_home(env)
     procs = al.start_services(env)
@@ -54,8 +56,8 @@ Airflow is up: {env["AIRFLOW__API__BASE_URL"]}
   login     {al.USER} / {password}   (SimpleAuthManager: a local, development login)
   DAG       musicrec_pipeline (data root {args.data_root})
   logs      {home}/logs  (services: {home}/logs/services)
-  backfill  AIRFLOW_HOME={home} .venv/bin/airflow backfill create --dag-id musicrec_pipeline \\
-              --from-date 2026-01-02 --to-date 2026-01-04   (or: the DAG page, "Trigger" > Backfill)
+  paused    the DAG starts paused: unpause it in the UI for its daily schedule and backfills
+  backfill  make backfill FROM=2026-01-02 TO=2026-01-04   (or: the DAG page, Trigger > Backfill)
 Ctrl-C stops everything.""",
             flush=True,
         )

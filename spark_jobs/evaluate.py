@@ -110,7 +110,7 @@ def evaluate(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) ->
     ones = model.userFactors.select("id", F.array(F.lit(1.0).cast("float")).alias("features"))
     for subset, values in score_model(spark, ones, pop_items, pop_known, train, holdout).items():
         results[subset]["popularity"] = values
-    champion = args.published_model or published_model(args.data_root)
+    champion = args.published_model or published_model(args.data_root, args.as_of)
     if champion is not None and champion.resolve() != model_dir.resolve():
         cmodel = ALSModel.load(str(champion / "als"))
         citems, cknown = scoring.item_matrix(cmodel.itemFactors)
@@ -123,10 +123,19 @@ def evaluate(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) ->
     return finish(args, model_id, results, decision, champion, started)
 
 
-def published_model(root: Path) -> Path | None:
+def published_model(root: Path, as_of: str) -> Path | None:
+    """The serving model, if it is not newer than ``as_of``.
+
+    A newer champion (a backfill re-running an older date) was trained on data that includes
+    this holdout: comparing with it would be leakage, so there is no champion then.
+    """
     pointer = root / c.SERVING / "published.json"
     if pointer.exists():
-        path = Path(json.loads(pointer.read_text())["model"])
+        published = json.loads(pointer.read_text())
+        path = Path(published["model"])
+        if published.get("as_of", "") > as_of:
+            log.info("serving model %s is newer than %s: not compared", path.name, as_of)
+            return None
         return path if path.exists() else None
     return None
 

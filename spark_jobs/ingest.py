@@ -85,9 +85,7 @@ def count_outcomes(routed: DataFrame) -> dict[str, int]:
         F.count(F.lit(1)).alias("read"),
         F.count_if(is_accepted).alias("accepted"),
         F.count_if(F.col(DUPLICATE)).alias("duplicates"),
-        F.collect_set(F.when(is_accepted, F.to_date(F.col("_j").getField(c.EVENT_TS)))).alias(
-            "dates"
-        ),
+        F.collect_set(F.when(is_accepted, F.to_date(F.col(c.EVENT_TS)))).alias("dates"),
     ).first()
     assert row is not None
     return {

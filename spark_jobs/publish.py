@@ -175,11 +175,23 @@ def publish(spark: SparkSession, args: argparse.Namespace) -> dict:
     model = ALSModel.load(str(args.model / "als"))
     target = args.data_root / c.SERVING / "versions" / version
     rows = write_version(spark, build_outputs(spark, args, model), target)
-    result = store_for(args).publish(version, str(args.model), target, keep=args.keep)
-    io.write_json_atomic(
-        args.data_root / c.SERVING / "published.json",
-        {"version": version, "model": str(args.model), "as_of": args.as_of},
-    )
+    pointer = args.data_root / c.SERVING / "published.json"
+    serving_as_of = io.read_json(pointer).get("as_of") if pointer.exists() else None
+    if serving_as_of is not None and serving_as_of > args.as_of:
+        # A backfill re-running an older date must not send serving back in time.
+        log.warning(
+            "a newer version (as of %s) is serving: %s is written to %s but not switched to",
+            serving_as_of,
+            version,
+            target,
+        )
+        result: dict = {"version": version, "switched": False, "serving_as_of": serving_as_of}
+    else:
+        result = store_for(args).publish(version, str(args.model), target, keep=args.keep)
+        result["switched"] = True
+        io.write_json_atomic(
+            pointer, {"version": version, "model": str(args.model), "as_of": args.as_of}
+        )
     manifest = {
         "step": "publish",
         "run_id": args.run_id,

@@ -98,8 +98,55 @@ def stop_spark() -> None:
         active.stop()
 
 
+def _event_log_of_active_session() -> tuple[str, Path] | None:
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is None:
+        return None
+    conf = active.sparkContext.getConf()
+    if conf.get("spark.eventLog.enabled", "false").lower() != "true":
+        return None
+    directory = conf.get("spark.eventLog.dir", "")
+    path = Path(directory.removeprefix("file://").removeprefix("file:"))
+    return active.sparkContext.applicationId, path
+
+
+def report_executor_health(app_id: str, event_dir: Path) -> dict | None:
+    """After the application ended: summarize its event log for on-call.
+
+    Logged as one line, printed as ``EXECUTOR_HEALTH <json>`` for the Airflow operator (XCom,
+    alert on lost executors) and appended to ``<event dir>/../monitoring/executor_health.jsonl``.
+    Monitoring never fails a job: problems here are logged and ignored.
+    """
+    import json
+
+    from musicrec import executor_health
+
+    try:
+        found = executor_health.find_log(event_dir, app_id)
+        if found is None:
+            log.warning("no event log for %s in %s", app_id, event_dir)
+            return None
+        summary = executor_health.summarize(found)
+        log.info("%s", executor_health.headline(summary))
+        print("EXECUTOR_HEALTH " + json.dumps(summary), flush=True)
+        history = event_dir.parent / "monitoring" / "executor_health.jsonl"
+        history.parent.mkdir(parents=True, exist_ok=True)
+        with open(history, "a") as out:
+            out.write(json.dumps(summary) + "\n")
+        return summary
+    except Exception as exc:  # noqa: BLE001 - monitoring must not fail the job
+        log.warning("executor health summary failed: %s", exc)
+        return None
+
+
 def entry(main: Callable[[Sequence[str] | None], int]) -> None:
-    """``if __name__ == "__main__"`` of every job: run, stop Spark, exit with the code."""
+    """``if __name__ == "__main__"`` of every job: run, stop Spark, report executor health
+    (when event logging is on), exit with the code."""
     code = run(main)
+    app = _event_log_of_active_session()
     stop_spark()
+    if app is not None:
+        report_executor_health(*app)
     raise SystemExit(code)

@@ -36,6 +36,7 @@ def build_alert(context: dict[str, Any], kind: str = "task_failed") -> dict[str,
         "try_number": getattr(ti, "try_number", None),
         "error_tail": text.splitlines()[-25:],
         "log_url": getattr(ti, "log_url", None),
+        "executor_health": context.get("executor_health"),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import os
 import re
 import signal
@@ -16,8 +17,10 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from musicrec.constants import NON_RETRYABLE_EXIT_CODES
+from musicrec.orchestration.links import SparkHistoryLink
 
 TAIL_LINES = 30
+HEALTH_PREFIX = "EXECUTOR_HEALTH "  # the line musicrec.jobs prints after each application
 _EXIT = re.compile(r"Error code is: (\d+)")
 _SPARK_INFO = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
 
@@ -34,6 +37,7 @@ class TailingSparkSubmitHook(SparkSubmitHook):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.health: dict[str, Any] | None = None
 
     def submit(self, application: str = "", **kwargs: Any) -> str | None:
         kwargs.setdefault("start_new_session", True)
@@ -59,8 +63,12 @@ class TailingSparkSubmitHook(SparkSubmitHook):
     def _process_spark_submit_log(self, itr: Iterator[Any]) -> None:
         def remember() -> Iterator[Any]:
             for line in itr:
-                if not _SPARK_INFO.match(str(line)):  # keep the tail about the failure
-                    self.tail.append(str(line).rstrip())
+                text = str(line)
+                if text.startswith(HEALTH_PREFIX):
+                    with contextlib.suppress(ValueError):
+                        self.health = json.loads(text[len(HEALTH_PREFIX) :])
+                elif not _SPARK_INFO.match(text):  # keep the tail about the failure
+                    self.tail.append(text.rstrip())
                 yield line
 
         super()._process_spark_submit_log(remember())
@@ -91,14 +99,20 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
     * a missing connection would silently make the provider submit to master ``yarn``:
       refuse instead;
     * exit codes 2 (bad arguments) and 3 (validation or quality gate rejected the data) raise
-      AirflowFailException, which Airflow does not retry.
+      AirflowFailException, which Airflow does not retry;
+    * after a successful run, the application's executor-health summary goes to the task log
+      and XCom, an ``executors_lost`` alert is sent if executors died, and the task gets a
+      link to the application in the Spark History Server.
     """
+
+    operator_extra_links = (SparkHistoryLink(),)
 
     def _get_hook(self) -> SparkSubmitHook:
         hook = super()._get_hook()
         tailing = TailingSparkSubmitHook.__new__(TailingSparkSubmitHook)
         tailing.__dict__.update(hook.__dict__)
         tailing.tail = collections.deque(maxlen=TAIL_LINES)
+        tailing.health = None
         return tailing
 
     def execute(self, context: Any) -> None:
@@ -115,6 +129,7 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
             raise AirflowFailException(f"Spark connection {self._conn_id!r} has no master host")
         try:
             super().execute(context)
+            self._report_health(context)
         except AirflowException as exc:
             tail = "\n".join(getattr(self._hook, "tail", []) or [])
             match = _EXIT.search(str(exc))
@@ -123,6 +138,22 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
             if code in NON_RETRYABLE_EXIT_CODES:
                 raise AirflowFailException(f"NOT RETRYABLE: {message}") from exc
             raise AirflowException(message) from exc
+
+    def _report_health(self, context: Any) -> None:
+        """Executor health of the finished application: task log, XCom, alert on losses."""
+        health = getattr(self._hook, "health", None)
+        if not health:
+            return
+        from musicrec.executor_health import headline, lost_executors
+        from musicrec.orchestration.notifier import MusicrecAlertNotifier
+
+        self.log.info("%s", headline(health))
+        context["ti"].xcom_push(key="executor_health", value=health)
+        if lost_executors(health):
+            # Succeeded, but executors died on the way: seen before it becomes a failure.
+            MusicrecAlertNotifier(kind="executors_lost").notify(
+                {**context, "executor_health": health}
+            )
 
 
 def spark_task(

@@ -1,0 +1,106 @@
+"""Executor-health summaries parsed from real event logs, one with a killed executor."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from musicrec import executor_health, submit
+
+from tests.conftest import ROOT
+
+APP = ROOT / "tests" / "apps" / "slow_shuffle_job.py"
+
+
+def executor_jvms(token: str) -> list[int]:
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = Path(f"/proc/{entry}/environ").read_bytes()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if token.encode() in environ and b"CoarseGrainedExecutorBackend" in cmdline:
+            pids.append(int(entry))
+    return sorted(pids)
+
+
+def run_app(tmp_path: Path, master: str, kill_one: bool) -> tuple[dict, Path, list[int]]:
+    token = uuid.uuid4().hex
+    events = tmp_path / "events"
+    events.mkdir()
+    cmd = submit.command(
+        "ingest",
+        [],
+        master=master,
+        extra_conf={"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()},
+    )
+    cmd[cmd.index(str(ROOT / "spark_jobs" / "ingest.py"))] = str(APP)
+    env = {**submit.environment(), "MUSICREC_PROBE": token}
+    proc = subprocess.Popen(
+        [*cmd, str(tmp_path / "ck"), str(tmp_path / "out")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            jvms = executor_jvms(token)
+            if len(jvms) >= 2:
+                time.sleep(3)  # the first map tasks are running on both executors
+                os.kill(jvms[0], signal.SIGKILL)
+                killed.append(jvms[0])
+                return
+            time.sleep(0.2)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    if kill_one:
+        thread.start()
+    out, err = proc.communicate(timeout=600)
+    if kill_one:
+        thread.join()
+    assert proc.returncode == 0, err[-3000:]
+    result = json.loads(next(x for x in out.splitlines() if x.startswith("RESULT "))[7:])
+    log = executor_health.find_log(events, result["app_id"])
+    assert log is not None, list(events.iterdir())
+    return result, log, killed
+
+
+@pytest.mark.cluster
+@pytest.mark.fault
+@pytest.mark.timeout(600)
+def test_summary_of_an_application_that_lost_an_executor(tmp_path):
+    result, log, killed = run_app(tmp_path, "local-cluster[2,1,1024]", kill_one=True)
+    assert killed and result["rows"] == 97  # the job survived the loss, with the full result
+    summary = executor_health.summarize(log)
+    lost = executor_health.lost_executors(summary)
+    assert len(lost) == 1 and lost[0]["reason"], summary["executors_removed"]
+    assert summary["executors_added"] == 3  # two, then a replacement for the killed one
+    assert summary["failed_task_reasons"].get("ExecutorLostFailure", 0) >= 1
+    assert summary["retried_tasks"] >= summary["failed_task_reasons"]["ExecutorLostFailure"]
+    assert summary["tasks"] >= 8 + summary["failed_tasks"]
+    assert "LOST" in executor_health.headline(summary)
+
+
+@pytest.mark.unit
+@pytest.mark.timeout(300)
+def test_summary_of_a_quiet_application(tmp_path):
+    result, log, _ = run_app(tmp_path, "local[2,3]", kill_one=False)
+    summary = executor_health.summarize(log)
+    assert summary["app_id"] == result["app_id"] and summary["app_name"] == "musicrec-slow-shuffle"
+    assert summary["executors_removed"] == [] and summary["failed_tasks"] == 0
+    assert summary["tasks"] >= 8 and summary["duration_s"] > 2
+    assert "LOST" not in executor_health.headline(summary)
