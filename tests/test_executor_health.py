@@ -34,6 +34,22 @@ def executor_jvms(token: str) -> list[int]:
     return sorted(pids)
 
 
+def python_children(pid: int) -> list[int]:
+    """PySpark worker daemons started by process ``pid`` (from any of its threads)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pyspark.daemon" in cmdline:
+            found.append(int(entry))
+    return found
+
+
 def run_app(tmp_path: Path, master: str, kill_one: bool) -> tuple[dict, Path, list[int]]:
     token = uuid.uuid4().hex
     events = tmp_path / "events"
@@ -58,11 +74,11 @@ def run_app(tmp_path: Path, master: str, kill_one: bool) -> tuple[dict, Path, li
     def killer() -> None:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            jvms = executor_jvms(token)
-            if len(jvms) >= 2:
-                time.sleep(3)  # the first map tasks are running on both executors
-                os.kill(jvms[0], signal.SIGKILL)
-                killed.append(jvms[0])
+            busy = [pid for pid in executor_jvms(token) if python_children(pid)]
+            if busy:  # a Python task runs on it right now (its worker daemon is up)
+                time.sleep(0.5)
+                os.kill(busy[0], signal.SIGKILL)
+                killed.append(busy[0])
                 return
             time.sleep(0.2)
 
@@ -88,8 +104,8 @@ def test_summary_of_an_application_that_lost_an_executor(tmp_path):
     summary = executor_health.summarize(log)
     lost = executor_health.lost_executors(summary)
     assert len(lost) == 1 and lost[0]["reason"], summary["executors_removed"]
-    assert summary["executors_added"] == 3  # two, then a replacement for the killed one
-    assert summary["failed_task_reasons"].get("ExecutorLostFailure", 0) >= 1
+    assert summary["executors_added"] >= 2  # a replacement may or may not come in time
+    assert summary["failed_task_reasons"].get("ExecutorLostFailure", 0) >= 1, summary
     assert summary["retried_tasks"] >= summary["failed_task_reasons"]["ExecutorLostFailure"]
     assert summary["tasks"] >= 8 + summary["failed_tasks"]
     assert "LOST" in executor_health.headline(summary)
