@@ -78,8 +78,8 @@ def main() -> int:
         )
         generate_s = time.monotonic() - started
         started = time.monotonic()
-        # History in 5-day intervals (5M lines were measured fine): one 27-day interval (27M lines at 1M/day) ran the 4 GiB
-        # embedded driver out of memory (exit 52).
+        # History in 5-day intervals (5M lines were measured fine): one 27-day interval
+        # (27M lines at 1M/day) ran the 4 GiB embedded driver out of memory (exit 52).
         day = FIRST
         while day < last:
             end = min(day + timedelta(days=5), last)
