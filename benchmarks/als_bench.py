@@ -65,10 +65,8 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[str, float]:
     return out, peak[0]
 
 
-def spark_script(script: str, args: list[str], env: dict[str, str]) -> list[str]:
-    cmd = submit.command("ingest", [])  # same spark-submit, master and --py-files as the jobs
-    cmd[cmd.index(str(ROOT / "spark_jobs" / "ingest.py"))] = str(ROOT / "benchmarks" / script)
-    return cmd + args
+def spark_script(script: str, args: list[str]) -> list[str]:
+    return submit.app_command(ROOT / "benchmarks" / script, args)
 
 
 def implicit_fit(train, use_cg: bool, reg: float, alpha: float):  # noqa: ANN001, ANN201
@@ -160,7 +158,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
         chosen += ["--alpha", str(p["alpha"]), "--reg-param", str(p["reg_param"])]
         timings["train"].append(meta["timings"]["fit_seconds"])
         mllib = [str(table), AS_OF, str(RANK), str(ITERATIONS), str(work / "ck")]
-        out, _ = run_measured(spark_script("mllib_default.py", mllib, env), env)
+        out, _ = run_measured(spark_script("mllib_default.py", mllib), env)
         line = next(x for x in out.splitlines() if x.startswith("MLLIB "))
         timings["mllib"].append(json.loads(line[6:])["seconds"])
         for name, use_cg in (("cg", True), ("cholesky", False)):
@@ -176,7 +174,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
         (work / "reports" / "evaluation" / model_dir.name / "metrics.json").read_text()
     )["results"]
     out, _ = run_measured(
-        spark_script("score_factors.py", [str(table), AS_OF, str(factors), str(work / "ck")], env),
+        spark_script("score_factors.py", [str(table), AS_OF, str(factors), str(work / "ck")]),
         env,
     )
     implicit_scores = json.loads(next(x for x in out.splitlines() if x.startswith("SCORES "))[7:])

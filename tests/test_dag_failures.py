@@ -22,6 +22,7 @@ import pytest
 from musicrec import constants as c
 from pyspark.testing import assertDataFrameEqual
 
+from tests import procs
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -47,19 +48,8 @@ with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
 
 
 def processes_with(token: str) -> list[tuple[int, str]]:
-    """Live processes whose environment holds ``token`` (zombies have an empty environ)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if f"MUSICREC_PROBE={token}".encode() in environ:
-            found.append((int(entry), cmdline.decode(errors="replace")))
-    return found
+    """Live processes of the spark-submit tree carrying ``token`` (pid, command line)."""
+    return [(p.pid, p.cmdline) for p in procs.with_token(token)]
 
 
 def probe_env(tmp_path: Path, data_root: Path, **dag) -> tuple[dict[str, str], str]:

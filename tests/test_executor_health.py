@@ -14,53 +14,33 @@ from pathlib import Path
 import pytest
 from musicrec import executor_health, submit
 
+from tests import procs
 from tests.conftest import ROOT
 
 APP = ROOT / "tests" / "apps" / "slow_shuffle_job.py"
 
 
 def executor_jvms(token: str) -> list[int]:
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            environ = Path(f"/proc/{entry}/environ").read_bytes()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if token.encode() in environ and b"CoarseGrainedExecutorBackend" in cmdline:
-            pids.append(int(entry))
-    return sorted(pids)
+    return sorted(
+        p.pid for p in procs.with_token(token) if "CoarseGrainedExecutorBackend" in p.cmdline
+    )
 
 
 def python_children(pid: int) -> list[int]:
     """PySpark worker daemons started by process ``pid`` (from any of its threads)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"pyspark.daemon" in cmdline:
-            found.append(int(entry))
-    return found
+    return [p.pid for p in procs.processes() if p.ppid == pid and "pyspark.daemon" in p.cmdline]
 
 
 def run_app(tmp_path: Path, master: str, kill_one: bool) -> tuple[dict, Path, list[int]]:
     token = uuid.uuid4().hex
     events = tmp_path / "events"
     events.mkdir()
-    cmd = submit.command(
-        "ingest",
+    cmd = submit.app_command(
+        APP,
         [],
         master=master,
         extra_conf={"spark.eventLog.enabled": "true", "spark.eventLog.dir": events.as_uri()},
     )
-    cmd[cmd.index(str(ROOT / "spark_jobs" / "ingest.py"))] = str(APP)
     env = {**submit.environment(), "MUSICREC_PROBE": token}
     proc = subprocess.Popen(
         [*cmd, str(tmp_path / "ck"), str(tmp_path / "out")],

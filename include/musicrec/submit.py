@@ -27,13 +27,24 @@ def command(
     master: str = DEFAULT_MASTER,
     extra_conf: dict[str, str] | None = None,
 ) -> list[str]:
+    """spark-submit of ``spark_jobs/<job>.py``."""
+    return app_command(ROOT / "spark_jobs" / f"{job}.py", args, master, extra_conf)
+
+
+def app_command(
+    application: Path,
+    args: Sequence[str],
+    master: str = DEFAULT_MASTER,
+    extra_conf: dict[str, str] | None = None,
+) -> list[str]:
+    """spark-submit of any application with the jobs' master, conf and --py-files."""
     if not PY_FILES.exists():
         raise FileNotFoundError(f"{PY_FILES} is missing: run `make dist`")
     conf = {**default_conf(master), "spark.pyspark.python": sys.executable, **(extra_conf or {})}
     cmd = [spark_submit_bin(), "--master", master, "--py-files", str(PY_FILES)]
     for key, value in sorted(conf.items()):
         cmd += ["--conf", f"{key}={value}"]
-    return [*cmd, str(ROOT / "spark_jobs" / f"{job}.py"), *args]
+    return [*cmd, str(application), *args]
 
 
 def environment() -> dict[str, str]:
