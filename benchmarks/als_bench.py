@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from als_data import AS_OF, SIZES, interactions, write_table
 from musicrec import submit
+from musicrec.generator.interactions import AS_OF, SIZES, interactions, write_table
 
 ROOT = Path(__file__).resolve().parents[1]
 RANK, ITERATIONS = 32, 10

@@ -1,6 +1,7 @@
 """Environment for a local Airflow on the embedded Spark master, used by make and tests.
 
-Defines the ``spark_default`` connection (``local[*,4]``, which retries failed tasks) through
+Defines the ``spark_default`` connection (``local[*,4]``, which retries failed tasks, or
+``$MUSICREC_SPARK_MASTER``) through
 ``AIRFLOW_CONN_SPARK_DEFAULT`` so nothing has to be clicked, and the data root variable.
 """
 
@@ -19,10 +20,14 @@ BIN = Path(sys.executable).parent
 def environment(
     airflow_home: Path,
     data_root: Path,
-    master: str = "local[*,4]",
+    master: str | None = None,
     extra: dict[str, str] | None = None,
 ) -> dict[str, str]:
+    """``master``: the ``spark_default`` connection's master; default ``$MUSICREC_SPARK_MASTER``
+    (``make ... SPARK_MASTER=spark://127.0.0.1:7077`` after ``make cluster-up``) or the
+    embedded ``local[*,4]``. Nothing else changes between embedded and cluster runs."""
     env = dict(os.environ)
+    master = master or env.get("MUSICREC_SPARK_MASTER") or "local[*,4]"
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),

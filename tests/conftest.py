@@ -18,6 +18,16 @@ ROOT = Path(__file__).resolve().parents[1]
 FAULT_DAY = date(2026, 1, 1)
 
 
+# `make test` runs two pytest-xdist workers, one test file at a time each, in this order: the
+# longest files first, so they run side by side instead of one after the other at the end.
+LONGEST_FIRST = ("test_dag.py", "test_cluster.py", "test_dag_failures.py", "test_model_jobs.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from musicrec.spark import build_session

@@ -83,8 +83,35 @@ def test_cluster_masters_exclude_failing_executors_local_does_not():
     assert spark_conf.default_conf("local[*,4]")["spark.excludeOnFailure.enabled"] == "false"
 
 
+def test_cluster_applications_cap_their_cores_embedded_ones_do_not():
+    assert spark_conf.default_conf("spark://127.0.0.1:7077")["spark.cores.max"] == "2"
+    assert "spark.cores.max" not in spark_conf.default_conf("local[*,4]")
+
+
+def test_a_poison_partition_is_told_apart_from_other_task_failures():
+    from musicrec.jobs import poison_task
+
+    lost = (
+        "Lost task 3.3 in stage 0.0 (TID 9) (127.0.0.1 executor 4): ExecutorLostFailure "
+        "(executor 4 exited caused by one of the running tasks) Reason: Command exited with code 137"
+    )
+    aborted = "Job aborted due to stage failure: Task 3 in stage 0.0 failed 4 times, most recent"
+    found = poison_task(RuntimeError(f"{aborted} failure: {lost}"))
+    assert found and "failed 4 times" in found and "ExecutorLostFailure (executor 4" in found
+    excluded = "Aborting TaskSet 0.0 because task 3 (partition 3)\ncannot run anywhere due to "
+    excluded += f"node and executor excludeOnFailure.\nMost recent failure:\n{lost}"
+    assert poison_task(RuntimeError(excluded))
+    assert poison_task(RuntimeError(f"{aborted} failure: java.lang.ArithmeticException")) is None
+    assert poison_task(RuntimeError(lost)) is None  # lost once, retried: not an abort
+
+
 def test_every_resilience_setting_has_a_reason():
-    for table in (spark_conf.BASE, spark_conf.RESILIENCE, spark_conf.LOCAL_OVERRIDES):
+    for table in (
+        spark_conf.BASE,
+        spark_conf.RESILIENCE,
+        spark_conf.LOCAL_OVERRIDES,
+        spark_conf.CLUSTER,
+    ):
         for key, (value, why) in table.items():
             assert key.startswith("spark.") and value and len(why) > 15, key
 

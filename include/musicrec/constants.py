@@ -60,7 +60,11 @@ EXIT_OK = 0
 EXIT_RETRYABLE = 1  # anything unexpected: worth a retry (lost executor, I/O hiccup)
 EXIT_BAD_ARGS = 2  # argparse's own code: retrying cannot help
 EXIT_DATA_REJECTED = 3  # validation or quality gate failed: retrying cannot help
-NON_RETRYABLE_EXIT_CODES = (EXIT_BAD_ARGS, EXIT_DATA_REJECTED)
+# A task lost its executor on every attempt Spark gave it (spark.task.maxFailures, or every
+# executor excluded): a poison partition. Spark already retried it on other executors, and a
+# whole-application retry would take the same executors down again: fail fast for on-call.
+EXIT_POISON_TASK = 4
+NON_RETRYABLE_EXIT_CODES = (EXIT_BAD_ARGS, EXIT_DATA_REJECTED, EXIT_POISON_TASK)
 
 INTERACTIONS = "lake/interactions"
 DICTIONARIES = "lake/dictionaries"

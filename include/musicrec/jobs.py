@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import sys
 import time
 import traceback
@@ -73,11 +74,40 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         log.error("BAD ARGUMENTS (not retryable): %s", exc)
         code = c.EXIT_BAD_ARGS
     except Exception as exc:  # noqa: BLE001 - the last line of defence, logged in full
+        poison = poison_task(exc)
+        if poison:
+            log.error("POISON TASK (not retryable): %s", poison)
+            return _finish(c.EXIT_POISON_TASK, started)
         log.error("FAILED (retryable): %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
         code = c.EXIT_RETRYABLE
+    return _finish(code, started)
+
+
+def _finish(code: int, started: float) -> int:
     _drop_cached_data()
     log.info("exit code %d after %.1f s", code, time.monotonic() - started)
     return code
+
+
+_ABORTED = re.compile(
+    r"(Task \S+ in stage \S+ failed \d+ times|cannot run anywhere due to node and executor "
+    r"excludeOnFailure)"
+)
+_LOST = re.compile(r"ExecutorLostFailure \([^)]*\)[^\n]*")
+
+
+def poison_task(exc: BaseException) -> str | None:
+    """A one-line explanation if Spark aborted a job because one task kept killing its
+    executor (every attempt ended in ExecutorLostFailure), else None."""
+    text = str(exc)
+    aborted, lost = _ABORTED.search(text), _LOST.search(text)
+    if aborted is None or lost is None:
+        return None
+    return (
+        f"{aborted.group(0)}; last attempt: {lost.group(0).strip()}. A task that loses its "
+        "executor on every attempt is a poison partition: find the input that kills it "
+        "(e.g. a huge record, native crash) instead of retrying the application."
+    )
 
 
 def _drop_cached_data() -> None:

@@ -23,11 +23,12 @@ def _launched_by_spark_submit() -> bool:
     return "PYSPARK_GATEWAY_PORT" in os.environ
 
 
-def _submitted_master() -> str:
+def _submitted_conf() -> dict[str, str]:
+    """What spark-submit was given (--master, --conf, spark-defaults.conf)."""
     from pyspark import SparkConf, SparkContext
 
     SparkContext._ensure_initialized()
-    return str(SparkConf().get("spark.master", DEFAULT_MASTER))
+    return dict(SparkConf().getAll())
 
 
 def build_session(
@@ -42,16 +43,20 @@ def build_session(
 
     ``master`` wins if given; else under spark-submit its master is kept; else
     ``$MUSICREC_SPARK_MASTER`` or the embedded default ``local[*,4]`` (which retries tasks).
+    Under spark-submit, settings it was given win over the presets.
     Event logging is on when ``event_log_dir`` is given.
     """
     builder = SparkSession.builder.appName(app_name)
-    if master is None and not _launched_by_spark_submit():
+    submitted = _submitted_conf() if _launched_by_spark_submit() else {}
+    if master is None and not submitted:
         master = os.environ.get(MASTER_ENV, DEFAULT_MASTER)
     if master is not None:
         builder = builder.master(master)
         # Python workers run the same interpreter (and so the same pinned libraries).
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    settings = default_conf(master or _submitted_master())
+    settings = default_conf(master or submitted.get("spark.master", DEFAULT_MASTER))
+    # Presets are defaults: a value given to spark-submit (--conf) wins, e.g. spark.ui.enabled.
+    settings = {k: v for k, v in settings.items() if k not in submitted}
     if event_log_dir is not None:
         Path(event_log_dir).mkdir(parents=True, exist_ok=True)
         settings["spark.eventLog.enabled"] = "true"

@@ -72,6 +72,10 @@ RESILIENCE: dict[str, tuple[str, str]] = {
         "migrate shuffle files on decommission, so no fetch failures follow",
     ),
     "spark.storage.decommission.rddBlocks.enabled": ("true", "migrate cached RDD blocks too"),
+    "spark.storage.decommission.replicationReattemptInterval": (
+        "5s",
+        "a decommissioned executor finishes migrating and leaves in seconds (default 30s)",
+    ),
 }
 
 
@@ -82,6 +86,21 @@ LOCAL_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
+# A cluster (standalone, local-cluster, YARN, Kubernetes): executors are separate JVMs.
+CLUSTER: dict[str, tuple[str, str]] = {
+    "spark.cores.max": (
+        "2",
+        "cap each application, so a backfill's runs and the daily run share the cluster",
+    ),
+    "spark.executor.cores": (
+        "1",
+        "several small executors: losing one loses a fraction of the work, not all of it",
+    ),
+    "spark.executor.memory": ("1g", "two executors per 3g worker, with room for overhead"),
+    "spark.driver.memory": ("2g", "the driver schedules and collects; executors hold the data"),
+}
+
+
 def is_embedded(master: str) -> bool:
     """local / local[N] / local[N,F]: one JVM, one executor (local-cluster has several)."""
     return master == "local" or master.startswith("local[")
@@ -89,7 +108,12 @@ def is_embedded(master: str) -> bool:
 
 def preset(*names: str) -> dict[str, str]:
     """Merge named presets into a plain ``{key: value}`` dict."""
-    tables = {"base": BASE, "resilience": RESILIENCE, "local": LOCAL_OVERRIDES}
+    tables = {
+        "base": BASE,
+        "resilience": RESILIENCE,
+        "local": LOCAL_OVERRIDES,
+        "cluster": CLUSTER,
+    }
     merged: dict[str, str] = {}
     for name in names:
         merged.update({key: value for key, (value, _why) in tables[name].items()})
@@ -100,4 +124,4 @@ def default_conf(master: str) -> dict[str, str]:
     """Everything a job on ``master`` runs with."""
     if is_embedded(master):
         return preset("base", "resilience", "local")
-    return preset("base", "resilience")
+    return preset("base", "resilience", "cluster")

@@ -1,4 +1,4 @@
-"""Interaction tables with known latent structure, at benchmark sizes, in the product's schema.
+"""Interaction tables with known latent structure, in the product's schema (benchmarks, tests).
 
 Plays are drawn from the generator's latent world (users mixing genres, Zipf popularity
 inside each genre, favourites replayed) and spread over ``days`` days; the last day is the
@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
 from musicrec.generator.world import WorldSpec, build_world, sample_artists, world_parts
 
 
@@ -27,8 +28,10 @@ class Size:
     genres: int
 
 
-# small ~200k pairs, medium ~100k x 20k and ~1.5M pairs, large: Last.fm-360K's shape.
+# Benchmark sizes (benchmarks issue): small ~200k pairs, medium ~100k x 20k and ~1.5M pairs,
+# large: Last.fm-360K's shape. "tiny" (~20k pairs) is for cluster fault-injection tests.
 SIZES = {
+    "tiny": Size(users=2_000, items=500, plays_per_user=14, genres=8),
     "small": Size(users=20_000, items=4_000, plays_per_user=16, genres=24),
     "medium": Size(users=100_000, items=20_000, plays_per_user=23, genres=48),
     "large": Size(users=360_000, items=160_000, plays_per_user=110, genres=96),
