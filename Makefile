@@ -70,7 +70,7 @@ demo: dist
 # files first (tests/conftest.py): Spark and Airflow leave a core idle about 40% of the time.
 TEST_WORKERS ?= 2
 test: dist
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscopereorder $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 test-unit: dist
 	$(BIN)/python -m pytest -m "unit" $(PYTEST_ARGS)

@@ -15,7 +15,8 @@ Daily chain over the logical interval `[data_interval_start, data_interval_end)`
 Every task is a spark-submit of `spark_jobs/<task>.py` through the `spark_default` connection,
 with the library shipped as `--py-files`. Re-running a date replaces exactly that date's outputs.
 Trigger with parameters from the UI (rank, alpha, regParam, window, item level, top-N).
-Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`.
+Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`,
+`musicrec_reader_role` (PostgreSQL role granted SELECT on the published views).
 Every application writes its Spark event log to `<data root>/spark-events` (History Server);
 after each one an executor-health summary (executors lost and why, failed and retried tasks,
 fetch failures, stage retries, GC, spill) ends the task log, is the task's XCom
@@ -95,6 +96,8 @@ STEPS: list[tuple[str, list[str], timedelta]] = [
             "{{ params.top_n }}",
             "--database-url",
             "{{ var.value.get('musicrec_database_url', '') }}",
+            "--reader-role",
+            "{{ var.value.get('musicrec_reader_role', '') }}",
         ],
         timedelta(minutes=30),
     ),

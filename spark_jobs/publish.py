@@ -36,7 +36,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     argv = list(argv) if argv is not None else sys.argv[1:]
     p = base_parser(__doc__)
     p.add_argument("--database-url", default=None, help="PostgreSQL URL (default: SQLite)")
-    p.add_argument("--reader-role", default=None, help="PostgreSQL role granted SELECT on views")
+    p.add_argument(
+        "--reader-role",
+        default=None,
+        type=lambda v: v or None,  # the DAG passes "" when no reader role is configured
+        help="PostgreSQL role granted SELECT on views",
+    )
     if argv and argv[0] in ("rollback", "list"):
         p.add_argument("command", choices=["rollback", "list"])
         p.add_argument("--version", default=None)

@@ -13,6 +13,11 @@ import pytest
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+# Every JVM the tests start (spark-submit drivers, executors, the standalone cluster) compiles
+# with C1 only: the tests' JVMs are short-lived and their data small, and C2 compilation was
+# about 40% of their CPU time (measured: ingest of 5k events, 38 s -> 21 s of CPU). Behaviour is
+# the same; only the JIT tier differs. Production runs keep the JVM's default.
+os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1")
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULT_DAY = date(2026, 1, 1)

@@ -93,7 +93,8 @@ def test_a_poison_partition_is_told_apart_from_other_task_failures():
 
     lost = (
         "Lost task 3.3 in stage 0.0 (TID 9) (127.0.0.1 executor 4): ExecutorLostFailure "
-        "(executor 4 exited caused by one of the running tasks) Reason: Command exited with code 137"
+        "(executor 4 exited caused by one of the running tasks) Reason: Command exited with "
+        "code 137"
     )
     aborted = "Job aborted due to stage failure: Task 3 in stage 0.0 failed 4 times, most recent"
     found = poison_task(RuntimeError(f"{aborted} failure: {lost}"))

@@ -168,7 +168,10 @@ def spark_task(
 
     The driver and the Python workers use the interpreter Airflow runs in (the project's
     virtual environment), so pyspark, numpy and the library versions match the scheduler's.
+    Executors on other machines (docker-compose.yaml's Spark image) may have that Python
+    elsewhere: ``$MUSICREC_EXECUTOR_PYTHON`` names it there.
     """
+    import os
     import sys
     from pathlib import Path
 
@@ -180,7 +183,7 @@ def spark_task(
         py_files=py_files,
         name=f"musicrec-{task_id}",
         conf={
-            "spark.pyspark.python": sys.executable,
+            "spark.pyspark.python": os.environ.get("MUSICREC_EXECUTOR_PYTHON", sys.executable),
             "spark.pyspark.driver.python": sys.executable,
         },
         env_vars={"SPARK_LOCAL_IP": "127.0.0.1", "PYTHONPATH": include, **(env_vars or {})},
