@@ -114,3 +114,49 @@ def pg_server():
     server = pg.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def standalone_cluster(tmp_path_factory):
+    """A Spark standalone cluster (master, two one-core workers, History Server), as
+    ``make cluster-up`` starts it; event logs in ``<shared>/data/spark-events``."""
+    from musicrec.cluster import StandaloneCluster, free_port
+
+    from tests import procs
+
+    shared = tmp_path_factory.mktemp("cluster-shared")
+    cluster = StandaloneCluster(
+        shared / "run",
+        workers=2,
+        worker_cores=1,
+        worker_memory="1536m",
+        master_port=free_port(),
+        master_ui_port=free_port(),
+        history_port=free_port(),
+        event_dir=shared / "data" / "spark-events",  # where the DAG's jobs write them
+    )
+    cluster.start()
+    yield cluster
+    cluster.stop()
+    leftovers = [p.pid for p in procs.processes() if str(cluster.run_dir) in p.cmdline]
+    assert not leftovers, f"cluster processes left running: {leftovers}"
+
+
+@pytest.fixture
+def healthy_cluster(standalone_cluster):
+    """Both workers up and registered: workers a previous test killed are started again."""
+    from musicrec.cluster import alive_workers
+
+    from tests import procs
+
+    cluster = standalone_cluster
+    for index in range(cluster.workers):
+        pid = cluster.pids.get(f"worker-{index}")
+        if pid is None or not procs.alive(pid):
+            cluster.start_worker(index)
+    cluster.wait_for(
+        lambda s: s is not None and len(alive_workers(s)) >= cluster.workers,
+        120,
+        "both workers",
+    )
+    return cluster

@@ -31,39 +31,9 @@ from tests.conftest import FAULT_DAY, ROOT, make_data_root
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
-    shared = tmp_path_factory.mktemp("cluster-shared")
-    cluster = StandaloneCluster(
-        shared / "run",
-        workers=2,
-        worker_cores=1,
-        worker_memory="1536m",
-        master_port=free_port(),
-        master_ui_port=free_port(),
-        history_port=free_port(),
-        event_dir=shared / "data" / "spark-events",  # where the DAG's jobs write them
-    )
-    cluster.start()
-    yield cluster
-    cluster.stop()
-    leftovers = [p.pid for p in procs.processes() if str(cluster.run_dir) in p.cmdline]
-    assert not leftovers, f"cluster processes left running: {leftovers}"
-
-
 @pytest.fixture
-def healthy(cluster) -> StandaloneCluster:
-    """Both workers up and registered: workers a previous test killed are started again."""
-    for index in range(cluster.workers):
-        pid = cluster.pids.get(f"worker-{index}")
-        if pid is None or not procs.alive(pid):
-            cluster.start_worker(index)
-    cluster.wait_for(
-        lambda s: s is not None and len(alive_workers(s)) >= cluster.workers,
-        120,
-        "both workers",
-    )
-    return cluster
+def healthy(healthy_cluster) -> StandaloneCluster:
+    return healthy_cluster
 
 
 class Submitted:

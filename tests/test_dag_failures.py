@@ -52,14 +52,19 @@ def processes_with(token: str) -> list[tuple[int, str]]:
     return [(p.pid, p.cmdline) for p in procs.with_token(token)]
 
 
-def probe_env(tmp_path: Path, data_root: Path, **dag) -> tuple[dict[str, str], str]:
+def probe_env(
+    tmp_path: Path, data_root: Path, master: str | None = None, **dag
+) -> tuple[dict[str, str], str]:
     token = uuid.uuid4().hex
     dags = tmp_path / "dags"
     dags.mkdir()
     py_files = ROOT / "dist" / "musicrec.zip"
     (dags / "probe.py").write_text(PROBE_DAG.format(token=token, py_files=py_files, **dag))
     env = airflow_local.environment(
-        tmp_path / "airflow_home", data_root, extra={"AIRFLOW__CORE__DAGS_FOLDER": str(dags)}
+        tmp_path / "airflow_home",
+        data_root,
+        master=master,
+        extra={"AIRFLOW__CORE__DAGS_FOLDER": str(dags)},
     )
     airflow_local.prepare_home(env)
     return env, token
@@ -137,7 +142,10 @@ def kill_driver_when_writing(token: str, lake: Path, done: threading.Event, log:
 @pytest.mark.airflow
 @pytest.mark.fault
 @pytest.mark.timeout(900)
-def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path):
+@pytest.mark.cluster
+def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path, healthy_cluster):
+    """On the standalone cluster: the driver (spark-submit, client mode) dies while executors
+    on the workers are writing; Airflow's retry must succeed and match a clean run."""
     from musicrec import submit
     from musicrec.generator.cli import generate
     from musicrec.generator.world import WorldSpec
@@ -169,6 +177,7 @@ def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path
     env, token = probe_env(
         tmp_path / "killed",
         roots["killed"],
+        master=healthy_cluster.master_url,
         dag_id="probe_retry",
         task_id="ingest",
         application=ROOT / "spark_jobs" / "ingest.py",
@@ -208,3 +217,17 @@ def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path
     assert counts[0] == counts[1]
     retry = json.loads((roots["killed"] / c.MANIFESTS / "ingest" / f"{batch}.json").read_text())
     assert any(".spark-staging-" in p for p in retry["outputs"]["removed_interrupted_writes"])
+    # Both applications are over on the cluster: none running, no executor JVM left behind.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        status = healthy_cluster.status() or {}
+        stray = [
+            p.pid
+            for p in procs.processes()
+            if "CoarseGrainedExecutorBackend" in p.cmdline
+            and str(healthy_cluster.run_dir) in os.path.realpath(f"/proc/{p.pid}/cwd")
+        ]
+        if not status.get("activeapps") and not stray:
+            break
+        time.sleep(1)
+    assert not status.get("activeapps") and not stray, (status.get("activeapps"), stray)
