@@ -16,6 +16,7 @@ from pathlib import Path
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
+from musicrec import constants as c
 from musicrec.orchestration.links import SparkHistoryLink, history_server_url
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -24,7 +25,7 @@ app = FastAPI(title="musicrec on-call")
 
 def history_file() -> Path:
     root = os.environ.get("AIRFLOW_VAR_MUSICREC_DATA_ROOT", str(PROJECT / "data"))
-    return Path(root) / "monitoring" / "executor_health.jsonl"
+    return Path(root) / c.EXECUTOR_HEALTH_HISTORY
 
 
 def recent(limit: int = 200, troubled_only: bool = True) -> list[dict]:

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from musicrec.spark_conf import DEFAULT_MASTER, MASTER_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -27,7 +29,7 @@ def environment(
     (``make ... SPARK_MASTER=spark://127.0.0.1:7077`` after ``make cluster-up``) or the
     embedded ``local[*,4]``. Nothing else changes between embedded and cluster runs."""
     env = dict(os.environ)
-    master = master or env.get("MUSICREC_SPARK_MASTER") or "local[*,4]"
+    master = master or env.get(MASTER_ENV) or DEFAULT_MASTER
     env.update(
         {
             "AIRFLOW_HOME": str(airflow_home),
@@ -66,14 +68,6 @@ def prepare_home(env: dict[str, str], spark_slots: int = 2) -> None:
 
 SERVICES = ("api-server", "scheduler", "dag-processor", "triggerer")
 USER = "admin"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def service_environment(env: dict[str, str], port: int, password: str) -> dict[str, str]:

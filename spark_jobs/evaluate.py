@@ -11,7 +11,6 @@ training window (discovery). Baseline: most popular items in the training window
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -131,7 +130,7 @@ def published_model(root: Path, as_of: str) -> Path | None:
     """
     pointer = root / c.SERVING / "published.json"
     if pointer.exists():
-        published = json.loads(pointer.read_text())
+        published = io.read_json(pointer)
         path = Path(published["model"])
         if published.get("as_of", "") > as_of:
             log.info("serving model %s is newer than %s: not compared", path.name, as_of)

@@ -145,14 +145,12 @@ def standalone_cluster(tmp_path_factory):
 @pytest.fixture
 def healthy_cluster(standalone_cluster):
     """Both workers up and registered: workers a previous test killed are started again."""
-    from musicrec.cluster import alive_workers
-
-    from tests import procs
+    from musicrec.cluster import alive, alive_workers
 
     cluster = standalone_cluster
     for index in range(cluster.workers):
         pid = cluster.pids.get(f"worker-{index}")
-        if pid is None or not procs.alive(pid):
+        if pid is None or not alive(pid):
             cluster.start_worker(index)
     cluster.wait_for(
         lambda s: s is not None and len(alive_workers(s)) >= cluster.workers,

@@ -9,12 +9,13 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from musicrec.cluster import free_port
 
 
 def _bin(name: str) -> str:
@@ -25,12 +26,6 @@ def _bin(name: str) -> str:
     if not candidates:
         raise RuntimeError(f"{name} not found: install PostgreSQL (apt-get install postgresql)")
     return candidates[-1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -84,7 +79,7 @@ def start() -> PgServer:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    port = free_port()
     subprocess.run(
         [
             *as_user,

@@ -33,12 +33,3 @@ def with_token(token: str) -> list[Proc]:
     """Processes whose environment holds ``MUSICREC_PROBE=<token>`` (a spark-submit tree)."""
     marker = f"MUSICREC_PROBE={token}".encode()
     return [p for p in processes() if marker in p.environ]
-
-
-def alive(pid: int) -> bool:
-    """Running (not a zombie)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

@@ -31,11 +31,6 @@ from tests.conftest import FAULT_DAY, ROOT, make_data_root
 pytestmark = [pytest.mark.cluster, pytest.mark.fault]
 
 
-@pytest.fixture
-def healthy(healthy_cluster) -> StandaloneCluster:
-    return healthy_cluster
-
-
 class Submitted:
     """A spark-submit on the cluster with its driver REST API on a known port."""
 
@@ -56,6 +51,7 @@ class Submitted:
         )
         self.app_id: str | None = None
         self.killed: list[str] = []
+        self.thread: threading.Thread | None = None
 
     def api(self, path: str) -> list[dict]:
         url = f"http://127.0.0.1:{self.ui}/api/v1/applications"
@@ -93,7 +89,7 @@ class Submitted:
 
     def finish(self, timeout: float = 900) -> tuple[int, str, str]:
         out, err = self.proc.communicate(timeout=timeout)
-        if hasattr(self, "thread"):
+        if self.thread is not None:
             self.thread.join(timeout=10)
         return self.proc.returncode, out, err
 
@@ -161,7 +157,7 @@ def holdout_ndcg(spark, table: Path, model_dir: Path) -> float:
 
 
 @pytest.mark.timeout(900)
-def test_als_training_survives_a_killed_executor(healthy, als_table, tmp_path, spark):
+def test_als_training_survives_a_killed_executor(healthy_cluster, als_table, tmp_path, spark):
     from spark_jobs import train
 
     root = tmp_path / "data"
@@ -169,9 +165,9 @@ def test_als_training_survives_a_killed_executor(healthy, als_table, tmp_path, s
     assert run(train.main, calm_args) == 0  # the same seed on the embedded master
 
     job = Submitted(
-        healthy,
+        healthy_cluster,
         lambda conf: submit.command(
-            "train", train_args(root, als_table, "killed"), healthy.master_url, conf
+            "train", train_args(root, als_table, "killed"), healthy_cluster.master_url, conf
         ),
     )
     # Mid-training: a few ALS iterations done (each ends with an `aggregate at ALS.scala`).
@@ -182,7 +178,7 @@ def test_als_training_survives_a_killed_executor(healthy, als_table, tmp_path, s
     code, _, err = job.finish()
     assert code == 0, err[-4000:]
     assert job.killed, "the executor was not killed during training"
-    summary = job.summary(healthy)
+    summary = job.summary(healthy_cluster)
     assert [e["executor_id"] for e in lost(summary)] == job.killed, summary["executors_removed"]
     assert summary["failed_task_reasons"].get("ExecutorLostFailure", 0) >= 1, summary
 
@@ -198,7 +194,7 @@ def test_als_training_survives_a_killed_executor(healthy, als_table, tmp_path, s
 
 @pytest.mark.timeout(900)
 def test_ingest_output_is_identical_after_a_killed_executor(
-    healthy, fault_landing, tmp_path, spark
+    healthy_cluster, fault_landing, tmp_path, spark
 ):
     from spark_jobs import ingest
 
@@ -209,9 +205,9 @@ def test_ingest_output_is_identical_after_a_killed_executor(
 
     root = make_data_root(tmp_path / "killed", fault_landing)
     job = Submitted(
-        healthy,
+        healthy_cluster,
         lambda conf: submit.command(
-            "ingest", ["--data-root", str(root), *interval], healthy.master_url, conf
+            "ingest", ["--data-root", str(root), *interval], healthy_cluster.master_url, conf
         ),
     )
     job.when(
@@ -220,7 +216,9 @@ def test_ingest_output_is_identical_after_a_killed_executor(
     )
     code, _, err = job.finish()
     assert code == 0, err[-4000:]
-    assert job.killed and lost(job.summary(healthy)), "no executor was lost during ingestion"
+    assert job.killed and lost(job.summary(healthy_cluster)), (
+        "no executor was lost during ingestion"
+    )
 
     for table in (c.ACCEPTED_EVENTS, c.QUARANTINE_EVENTS):
         expected = spark.read.parquet(str(calm_root / table))
@@ -259,40 +257,40 @@ def result_rows(out: str) -> int:
 
 
 @pytest.mark.timeout(600)
-def test_a_killed_worker_leaves_the_job_to_the_other(healthy, tmp_path):
-    job = slow_job(healthy, tmp_path)
+def test_a_killed_worker_leaves_the_job_to_the_other(healthy_cluster, tmp_path):
+    job = slow_job(healthy_cluster, tmp_path)
     victim: list[str] = []
 
     def kill_worker() -> None:
         executor = job.busy_executor() or "0"
-        victim.append(worker_of(healthy, job, executor))
-        os.kill(healthy.pids[victim[0]], signal.SIGKILL)  # the worker JVM, no goodbye
+        victim.append(worker_of(healthy_cluster, job, executor))
+        os.kill(healthy_cluster.pids[victim[0]], signal.SIGKILL)  # the worker JVM, no goodbye
 
     job.when(lambda j: j.busy_executor() is not None, kill_worker)
     code, out, err = job.finish()
     assert code == 0, err[-4000:]
     assert victim and result_rows(out) == 97
-    summary = job.summary(healthy)
+    summary = job.summary(healthy_cluster)
     assert len(lost(summary)) == 1, summary["executors_removed"]  # its executor went with it
-    status = healthy.wait_for(
+    status = healthy_cluster.wait_for(
         lambda s: s is not None and len(alive_workers(s)) == 1, 60, "the master to drop it"
     )
     assert status is not None
 
 
 @pytest.mark.timeout(600)
-def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy, tmp_path):
+def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy_cluster, tmp_path):
     # Long enough that the decommissioned executor migrates its map outputs and leaves
     # while the other one is still mapping: the reduce stage must then fetch the migrated
     # copies, not the lost originals.
-    job = slow_job(healthy, tmp_path, "10", "2.5")
+    job = slow_job(healthy_cluster, tmp_path, "10", "2.5")
     victim: list[str] = []
 
     def decommission() -> None:
         # Map outputs exist on both executors, the map stage is still running.
         executor = job.busy_executor() or "0"
-        victim.append(worker_of(healthy, job, executor))
-        os.kill(healthy.pids[victim[0]], signal.SIGPWR)
+        victim.append(worker_of(healthy_cluster, job, executor))
+        os.kill(healthy_cluster.pids[victim[0]], signal.SIGPWR)
 
     def some_maps_done(j: Submitted) -> bool:
         done = [e for e in j.api("executors") if e["id"] != "driver" and e["completedTasks"]]
@@ -303,10 +301,10 @@ def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy, tmp_path)
         code, out, err = job.finish()
     finally:
         if victim:  # a decommissioned worker takes no more work: replace it
-            os.kill(healthy.pids[victim[0]], signal.SIGKILL)
+            os.kill(healthy_cluster.pids[victim[0]], signal.SIGKILL)
     assert code == 0, err[-4000:]
     assert victim and result_rows(out) == 97
-    summary = job.summary(healthy)
+    summary = job.summary(healthy_cluster)
     removed = summary["executors_removed"]
     assert removed and all("ecommission" in r["reason"] for r in removed), removed
     # No fetch failure and no failed task. Map tasks that ran on the leaving executor are
@@ -319,17 +317,17 @@ def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy, tmp_path)
 
 
 @pytest.mark.timeout(600)
-def test_a_poison_partition_fails_fast_naming_the_executor_loss(healthy, tmp_path):
+def test_a_poison_partition_fails_fast_naming_the_executor_loss(healthy_cluster, tmp_path):
     from musicrec.spark_conf import RESILIENCE
 
     poison = ROOT / "tests" / "apps" / "poison_job.py"
     root = tmp_path / "data"
     job = Submitted(
-        healthy,
+        healthy_cluster,
         lambda conf: submit.app_command(
             poison,
-            ["--data-root", str(root), "--event-log-dir", str(healthy.event_dir)],
-            healthy.master_url,
+            ["--data-root", str(root), "--event-log-dir", str(healthy_cluster.event_dir)],
+            healthy_cluster.master_url,
             conf,
         ),
     )
@@ -339,7 +337,7 @@ def test_a_poison_partition_fails_fast_naming_the_executor_loss(healthy, tmp_pat
     # spark-submit relays the Python driver's log on its stdout, Spark's own on stderr.
     assert "POISON TASK (not retryable)" in out and "ExecutorLostFailure" in out, out[-3000:]
     assert "RESULT" not in out
-    summary = job.summary(healthy)
+    summary = job.summary(healthy_cluster)
     max_failures = int(RESILIENCE["spark.task.maxFailures"][0])
     attempts = summary["failed_task_reasons"].get("ExecutorLostFailure", 0)
     assert 1 <= len(lost(summary)) <= max_failures, summary["executors_removed"]
@@ -351,18 +349,22 @@ def test_a_poison_partition_fails_fast_naming_the_executor_loss(healthy, tmp_pat
 
 @pytest.mark.airflow
 @pytest.mark.timeout(900)
-def test_the_dag_runs_on_the_cluster_by_changing_only_the_connection(healthy, clean_landing):
+def test_the_dag_runs_on_the_cluster_by_changing_only_the_connection(
+    healthy_cluster, clean_landing
+):
     import sys
 
     sys.path.insert(0, str(ROOT / "scripts"))
     import airflow_local
 
     # The data root whose spark-events folder the cluster's History Server reads.
-    root = make_data_root(healthy.event_dir.parent.parent, clean_landing)
-    assert root / "spark-events" == healthy.event_dir
-    history_file = root / "monitoring" / "executor_health.jsonl"
+    root = make_data_root(healthy_cluster.event_dir.parent.parent, clean_landing)
+    assert root / "spark-events" == healthy_cluster.event_dir
+    history_file = root / c.EXECUTOR_HEALTH_HISTORY
     before = len(history_file.read_text().splitlines()) if history_file.exists() else 0
-    env = airflow_local.environment(root.parent / "airflow_home", root, master=healthy.master_url)
+    env = airflow_local.environment(
+        root.parent / "airflow_home", root, master=healthy_cluster.master_url
+    )
     airflow_local.prepare_home(env)
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "run_dag.py"), "2026-02-01"]
@@ -382,7 +384,9 @@ def test_the_dag_runs_on_the_cluster_by_changing_only_the_connection(healthy, cl
     # The operator's extra link points at the History Server: it lists both applications.
     deadline = time.monotonic() + 60
     while True:
-        with urllib.request.urlopen(healthy.history_url + "/api/v1/applications", timeout=10) as r:
+        with urllib.request.urlopen(
+            healthy_cluster.history_url + "/api/v1/applications", timeout=10
+        ) as r:
             listed = {a["id"] for a in json.load(r)}
         if {h["app_id"] for h in history} <= listed or time.monotonic() > deadline:
             break

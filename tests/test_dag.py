@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from musicrec import constants as c
+from musicrec.cluster import free_port
 
 from tests.conftest import ROOT
 
@@ -174,7 +175,7 @@ def test_rest_backfill_of_three_days_on_a_running_airflow(airflow_root, first_th
     assert first_three_days[-1]["state"] == "success"
     before = published_rows(root, "artist-2026-03-03")
     password = secrets.token_urlsafe(8)
-    live = airflow_local.service_environment(env, airflow_local.free_port(), password)
+    live = airflow_local.service_environment(env, free_port(), password)
     # Only the backfill runs here: no scheduled run of "today" (no logs for it) beside it.
     live["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     procs = airflow_local.start_services(live)

@@ -53,7 +53,8 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Running (not a zombie)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -226,15 +227,15 @@ class StandaloneCluster:
         order = sorted(self.pids, key=lambda n: (n == "master", n == "history-server", n))
         for name in order:
             pid = self.pids[name]
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
                 stopped.append(name)
         deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline and any(_alive(p) for p in self.pids.values()):
+        while time.monotonic() < deadline and any(alive(p) for p in self.pids.values()):
             time.sleep(0.2)
         for pid in self.pids.values():
-            if _alive(pid):
+            if alive(pid):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
         self.pids = {}
@@ -242,7 +243,7 @@ class StandaloneCluster:
         return stopped
 
     def running(self) -> bool:
-        return any(_alive(pid) for pid in self.pids.values())
+        return any(alive(pid) for pid in self.pids.values())
 
     # -- status ----------------------------------------------------------------------------
     def status(self) -> dict[str, Any] | None:
@@ -259,7 +260,7 @@ class StandaloneCluster:
             status = self.status()
             if ready(status):
                 return status
-            dead = [n for n, p in self.pids.items() if not _alive(p)]
+            dead = [n for n, p in self.pids.items() if not alive(p)]
             if "master" in dead:
                 raise RuntimeError(f"the master died: see {self.logs / 'master.log'}")
             time.sleep(0.5)

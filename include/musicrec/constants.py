@@ -54,6 +54,8 @@ QUARANTINE_EVENTS = "lake/quarantine_events"
 MANIFESTS = "manifests"
 REPORTS = "reports"
 CHECKPOINTS = "checkpoints"
+# Under the data root: one executor-health summary per Spark application (the on-call view).
+EXECUTOR_HEALTH_HISTORY = "monitoring/executor_health.jsonl"
 
 # --- exit codes of spark_jobs: the DAG maps NON_RETRYABLE to a fail-fast task failure ---------
 EXIT_OK = 0

@@ -77,13 +77,12 @@ def run(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None 
         poison = poison_task(exc)
         if poison:
             log.error("POISON TASK (not retryable): %s", poison)
-            return _finish(c.EXIT_POISON_TASK, started)
-        log.error("FAILED (retryable): %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc())
-        code = c.EXIT_RETRYABLE
-    return _finish(code, started)
-
-
-def _finish(code: int, started: float) -> int:
+            code = c.EXIT_POISON_TASK
+        else:
+            log.error(
+                "FAILED (retryable): %s: %s\n%s", type(exc).__name__, exc, traceback.format_exc()
+            )
+            code = c.EXIT_RETRYABLE
     _drop_cached_data()
     log.info("exit code %d after %.1f s", code, time.monotonic() - started)
     return code
@@ -161,7 +160,7 @@ def report_executor_health(app_id: str, event_dir: Path) -> dict | None:
         summary = executor_health.summarize(found)
         log.info("%s", executor_health.headline(summary))
         print("EXECUTOR_HEALTH " + json.dumps(summary), flush=True)
-        history = event_dir.parent / "monitoring" / "executor_health.jsonl"
+        history = event_dir.parent / c.EXECUTOR_HEALTH_HISTORY
         history.parent.mkdir(parents=True, exist_ok=True)
         with open(history, "a") as out:
             out.write(json.dumps(summary) + "\n")

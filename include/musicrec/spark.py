@@ -10,11 +10,9 @@ from pathlib import Path
 
 from pyspark.sql import SparkSession
 
-from musicrec.spark_conf import DEFAULT_MASTER, default_conf
+from musicrec.spark_conf import DEFAULT_MASTER, MASTER_ENV, default_conf
 
 log = logging.getLogger(__name__)
-
-MASTER_ENV = "MUSICREC_SPARK_MASTER"
 
 
 def _launched_by_spark_submit() -> bool:

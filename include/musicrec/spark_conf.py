@@ -10,6 +10,8 @@ from __future__ import annotations
 # Embedded default master. Plain local[*] never retries a failed task (it ignores
 # spark.task.maxFailures); local[*,4] retries like a cluster would (RELIABILITY.md).
 DEFAULT_MASTER = "local[*,4]"
+# Overrides the embedded default for sessions and for the local Airflow's spark_default.
+MASTER_ENV = "MUSICREC_SPARK_MASTER"
 # Tests: two cores, three attempts: a task failing on attempt 0 only must still succeed.
 TEST_MASTER = "local[2,3]"
 
