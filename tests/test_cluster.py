@@ -264,7 +264,7 @@ def test_a_killed_worker_leaves_the_job_to_the_other(healthy_cluster, tmp_path):
     def kill_worker() -> None:
         executor = job.busy_executor() or "0"
         victim.append(worker_of(healthy_cluster, job, executor))
-        os.kill(healthy_cluster.pids[victim[0]], signal.SIGKILL)  # the worker JVM, no goodbye
+        healthy_cluster.kill(victim[0])  # the worker JVM, no goodbye
 
     job.when(lambda j: j.busy_executor() is not None, kill_worker)
     code, out, err = job.finish()
@@ -290,7 +290,7 @@ def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy_cluster, t
         # Map outputs exist on both executors, the map stage is still running.
         executor = job.busy_executor() or "0"
         victim.append(worker_of(healthy_cluster, job, executor))
-        os.kill(healthy_cluster.pids[victim[0]], signal.SIGPWR)
+        healthy_cluster.kill(victim[0], signal.SIGPWR)
 
     def some_maps_done(j: Submitted) -> bool:
         done = [e for e in j.api("executors") if e["id"] != "driver" and e["completedTasks"]]
@@ -301,7 +301,7 @@ def test_a_decommissioned_worker_hands_over_its_shuffle_files(healthy_cluster, t
         code, out, err = job.finish()
     finally:
         if victim:  # a decommissioned worker takes no more work: replace it
-            os.kill(healthy_cluster.pids[victim[0]], signal.SIGKILL)
+            healthy_cluster.kill(victim[0])
     assert code == 0, err[-4000:]
     assert victim and result_rows(out) == 97
     summary = job.summary(healthy_cluster)

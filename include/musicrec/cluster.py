@@ -242,6 +242,20 @@ class StandaloneCluster:
         self.save()
         return stopped
 
+    def kill(self, name: str, sig: int = signal.SIGKILL, timeout_s: float = 30.0) -> None:
+        """Signal one process (``worker-1``...) and, for SIGKILL, wait until it is gone, so a
+        restart right after never mistakes the dying JVM for a live one."""
+        pid = self.pids[name]
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
+        if sig != signal.SIGKILL:
+            return
+        deadline = time.monotonic() + timeout_s
+        while alive(pid):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} (pid {pid}) survived SIGKILL for {timeout_s} s")
+            time.sleep(0.1)
+
     def running(self) -> bool:
         return any(alive(pid) for pid in self.pids.values())
 
