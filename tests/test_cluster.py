@@ -171,16 +171,25 @@ def test_als_training_survives_a_killed_executor(healthy_cluster, als_table, tmp
         ),
     )
     # Mid-training: a few ALS iterations done (each ends with an `aggregate at ALS.scala`).
+    done_at_kill: list[int] = []
+
+    def kill() -> None:
+        done_at_kill.append(completed_stages(job, "aggregate at ALS"))
+        job.kill_executor(job.busy_executor() or "0")
+
     job.when(
         lambda j: completed_stages(j, "aggregate at ALS") >= 4 and j.busy_executor() is not None,
-        lambda: job.kill_executor(job.busy_executor() or "0"),
+        kill,
     )
     code, _, err = job.finish()
     assert code == 0, err[-4000:]
     assert job.killed, "the executor was not killed during training"
+    # Killed with most of the 12 iterations still to run: its cached blocks and map outputs
+    # were lost mid-fit. (Whether one of its tasks was running at that instant is timing:
+    # ALS tasks here last a fraction of a second, so ExecutorLostFailure is not asserted.)
+    assert done_at_kill and done_at_kill[0] < 12, done_at_kill
     summary = job.summary(healthy_cluster)
     assert [e["executor_id"] for e in lost(summary)] == job.killed, summary["executors_removed"]
-    assert summary["failed_task_reasons"].get("ExecutorLostFailure", 0) >= 1, summary
 
     models = root / c.MODELS / "runs"
     calm = holdout_ndcg(spark, als_table, models / "undisturbed")
