@@ -154,16 +154,32 @@ class Api:
         self.password = password
         self.token: str | None = None
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+    def _call(self, method: str, path: str, body: dict | None = None, attempts: int = 8) -> dict:
+        """One request; 503 is retried with backoff.
+
+        On the embedded SQLite metadata database Airflow answers 503 "Database is locked" when
+        the scheduler holds the write lock (seen creating a backfill on a busy machine); the
+        request changed nothing and can be sent again.
+        """
+        import time
+        import urllib.error
         import urllib.request
 
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
-        req.add_header("Content-Type", "application/json")
-        if self.token:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return json.loads(resp.read() or b"{}")
+        for attempt in range(attempts):
+            req = urllib.request.Request(f"{self.base}{path}", data=data, method=method)
+            req.add_header("Content-Type", "application/json")
+            if self.token:
+                req.add_header("Authorization", f"Bearer {self.token}")
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    return json.loads(resp.read() or b"{}")
+            except urllib.error.HTTPError as e:
+                if e.code != 503 or attempt == attempts - 1:
+                    raise
+                print(f"{method} {path}: 503 ({e.read()[:200]!r}), retrying", file=sys.stderr)
+                time.sleep(min(2**attempt, 15))
+        raise AssertionError("unreachable")
 
     def login(self) -> None:
         answer = self._call("POST", "/auth/token", {"username": USER, "password": self.password})

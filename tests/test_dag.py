@@ -6,6 +6,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import urllib.error
 from datetime import date
 from pathlib import Path
 
@@ -249,3 +250,37 @@ def test_corrupted_day_stops_before_publishing_and_alerts(airflow_root):
     )
     assert alert["data_interval"][0].startswith("2026-03-06") and alert["try_number"] == 1
     assert alert["logical_date"] and alert["log_url"] and alert["dag_id"] == "musicrec_pipeline"
+
+
+@pytest.mark.unit
+def test_rest_client_retries_a_locked_sqlite_database():
+    """Airflow answers 503 "Database is locked" on SQLite while the scheduler writes: retried."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    answers = [503, 503, 200]
+    bodies: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])))
+            code = answers.pop(0)
+            self.send_response(code)
+            self.end_headers()
+            self.wfile.write(b'{"id": 7}' if code == 200 else b'{"detail": "Database is locked"}')
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        api = airflow_local.Api(f"http://127.0.0.1:{server.server_port}", "pw")
+        assert api.post("/api/v2/backfills", {"dag_id": "d"}) == {"id": 7}
+        assert bodies == [b'{"dag_id": "d"}'] * 3
+        answers[:] = [404]
+        with pytest.raises(urllib.error.HTTPError) as err:  # other errors are not retried
+            api.post("/api/v2/backfills", {"dag_id": "d"})
+        assert err.value.code == 404 and len(bodies) == 4
+    finally:
+        server.shutdown()

@@ -2,8 +2,9 @@
 
 Everything is derived from one seed with numpy, vectorised, so the world for 360k users and
 160k artists builds in seconds. The structure is what collaborative filtering should find:
-users mix a few genres, artists belong to one genre, popularity is Zipf-like, and every user
-has favourite artists they replay.
+users mix a few genres (a sparse Dirichlet), artists belong to one genre, popularity is
+Zipf-like by rank inside each genre, some genres have many more listeners than others, and
+every user has favourite artists they replay.
 """
 
 from __future__ import annotations
@@ -91,12 +92,16 @@ class WorldSpec:
     genres: int = 12
     mean_tracks_per_artist: float = 6.0
     favourites_per_user: int = 12
-    zipf_exponent: float = 1.05
+    zipf_exponent: float = 1.0  # artist popularity by rank inside its genre
+    genre_size_exponent: float = 0.7  # listeners per genre, Zipf by genre rank
+    taste_concentration: float = 0.1  # Dirichlet parameter: small = few genres per user
     seed: int = 42
 
     def __post_init__(self) -> None:
         if min(self.users, self.artists, self.genres, self.favourites_per_user) < 1:
             raise ValueError("users, artists, genres and favourites_per_user must be >= 1")
+        if min(self.zipf_exponent, self.genre_size_exponent) < 0 or self.taste_concentration <= 0:
+            raise ValueError("exponents must be >= 0 and taste_concentration > 0")
         if self.genres > self.artists:
             raise ValueError("need at least one artist per genre")
 
@@ -162,20 +167,24 @@ def build_world(spec: WorldSpec) -> World:
     # Every genre gets at least one artist; the rest are spread at random.
     artist_genre = np.concatenate([np.arange(g), rng.integers(0, g, a - g)])
     rng.shuffle(artist_genre)
-    # Zipf-like popularity over a random permutation of artists: heavy tail, few hits.
-    popularity = 1.0 / np.arange(1, a + 1) ** spec.zipf_exponent
-    popularity = popularity[rng.permutation(a)]
+    # Zipf-like popularity by rank inside each genre: every genre has its hits and a long tail.
+    # (A global Zipf spread over genres made each genre's head artist take most of its plays,
+    # so a most-popular list was nearly as good as personal taste: not what real logs show.)
     genre_artists, genre_cdf = [], []
     for k in range(g):
         members = np.nonzero(artist_genre == k)[0]
-        weights = popularity[members]
+        weights = 1.0 / np.arange(1, members.size + 1) ** spec.zipf_exponent
+        weights = weights[rng.permutation(members.size)]
         genre_artists.append(members)
         genre_cdf.append(np.cumsum(weights) / weights.sum())
     track_count = 1 + rng.poisson(spec.mean_tracks_per_artist - 1, a)
     track_offset = np.concatenate([[0], np.cumsum(track_count)[:-1]])
     duration_s = np.clip(rng.lognormal(np.log(210), 0.3, int(track_count.sum())), 45, 900)
-    # Mixed taste: a sparse Dirichlet gives each user two or three dominant genres.
-    mix = rng.dirichlet(np.full(g, 0.15), u)
+    # Mixed taste: a sparse Dirichlet gives each user one to three dominant genres, tilted
+    # towards the genres with more listeners.
+    mix = rng.dirichlet(np.full(g, spec.taste_concentration), u)
+    mix = mix / np.arange(1, g + 1) ** spec.genre_size_exponent
+    mix = mix / mix.sum(axis=1, keepdims=True)
     mix = 0.97 * mix + 0.03 / g  # a little of everything: exploration
     user_genre_cdf = np.cumsum(mix, axis=1)
     parts = {
