@@ -64,7 +64,7 @@ def main() -> int:
     data = work / "data"
     days = args.window_days
     last = FIRST + timedelta(days=days - 1)
-    spec = WorldSpec(users=max(2000, args.events_per_day // 40), artists=20_000, seed=9)
+    spec = WorldSpec(users=max(2000, args.events_per_day // 40), artists=20_000, genres=48, seed=9)
     try:
         started = time.monotonic()
         generate(

@@ -162,7 +162,9 @@ def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame
     # small frame; a hash collision merely adds a row) by the exact id.
     hashed = copies.withColumn("_h", F.xxhash64("_id"))
     repeated = hashed.groupBy("_h").count().where(F.col("count") > 1).select("_h")
-    contested = hashed.join(repeated, "_h")
+    # Broadcast: the repeated hashes are few (a whole hour redelivered is 1/24 of a day), and
+    # without the hint the planner, not knowing that, shuffles and sorts every valid id.
+    contested = hashed.join(F.broadcast(repeated), "_h")
     first = Window.partitionBy("_id").orderBy("_here", c.SOURCE_FILE, POS)
     ranked = contested.withColumn("_n", F.row_number().over(first))
     return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(POS)
@@ -171,7 +173,8 @@ def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame
 def flag_duplicates(routed: DataFrame, copies: DataFrame) -> DataFrame:
     """Add ``_is_duplicate`` to every routed line; ``copies`` from ``duplicate_copies``."""
     marked = copies.select(F.col(POS), F.lit(True).alias(DUPLICATE))
-    flagged = routed.join(marked, POS, "left")
+    # Positions are 8 bytes each: broadcast them rather than shuffle every routed line.
+    flagged = routed.join(F.broadcast(marked), POS, "left")
     return flagged.withColumn(DUPLICATE, F.coalesce(F.col(DUPLICATE), F.lit(False)))
 
 
