@@ -166,8 +166,56 @@ def main() -> int:
     out_file = ROOT / "benchmarks" / "results" / "latest.json"
     out_file.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
-    print(f"written {out_file}")
+    written = [out_file, *plots(result, out_file.parent)]
+    print("written " + ", ".join(str(p) for p in written))
     return 0
+
+
+def plots(r: dict, folder: Path) -> list[Path]:
+    """als.png: train time and NDCG@10 per size, product against its references."""
+    if not r.get("als"):
+        return []
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = {"small": 0, "medium": 1, "large": 2}
+    als = sorted(r["als"], key=lambda a: order.get(a["size"], 9))
+    sizes = [f"{a['size']}\n{a['nnz'] / 1e6:.2g}M pairs" for a in als]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
+    bars = [
+        ("product train step", "train_s"),
+        ("MLlib defaults", "mllib_default_s"),
+        ("implicit CG", "implicit_cg_s"),
+        ("implicit Cholesky", "implicit_cholesky_s"),
+    ]
+    width = 0.8 / len(bars)
+    for i, (label, key) in enumerate(bars):
+        xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(als))]
+        left.bar(xs, [a[key] for a in als], width, label=label)
+    left.set_yscale("log")
+    left.set_ylabel("fit seconds (log), rank 32, 10 iterations")
+    left.set_xticks(range(len(als)), sizes)
+    left.legend(fontsize=8)
+    quality = [
+        ("product ALS", "ndcg10"),
+        ("implicit", "implicit_ndcg10"),
+        ("most popular", "popularity_ndcg10"),
+    ]
+    width = 0.8 / len(quality)
+    for i, (label, key) in enumerate(quality):
+        xs = [x + (i - (len(quality) - 1) / 2) * width for x in range(len(als))]
+        right.bar(xs, [a[key] for a in als], width, label=label)
+    right.set_ylabel("NDCG@10, holdout day, all streams")
+    right.set_xticks(range(len(als)), sizes)
+    right.legend(fontsize=8)
+    fig.suptitle(f"ALS benchmark ({r['machine']['cores']} cores, Spark {r['machine']['spark']})")
+    fig.tight_layout()
+    path = folder / "als.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [path]
 
 
 def markdown(r: dict) -> str:
