@@ -118,7 +118,9 @@ def implicit_tune(train) -> dict:  # noqa: ANN001
     return max(trials, key=lambda t: t["ndcg@10"]) | {"trials": trials}
 
 
-def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
+def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None = None) -> dict:
+    """``fixed``: {"product": {alpha, reg_param}, "implicit": {regularization, alpha}} to use
+    instead of searching (large: the values both searches chose at medium)."""
     import scipy.sparse as sp
 
     work = Path(tempfile.mkdtemp(prefix="musicrec-als-bench-"))
@@ -137,13 +139,16 @@ def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
         dtype=np.float32,
     )
     del splits
-    tuned = implicit_tune(csr)
+    tuned = dict(fixed["implicit"]) if fixed else implicit_tune(csr)
 
     common = ["--data-root", str(work), "--interactions", str(table), "--as-of", AS_OF]
     train_args = [*common, "--rank", str(RANK), "--max-iter", str(ITERATIONS)]
     if search:
         train_args += ["--search", "--search-ranks", str(RANK)]
         train_args += ["--search-reg-params", "0.01,0.05,0.2", "--search-alphas", "5,20"]
+    elif fixed:
+        train_args += ["--alpha", str(fixed["product"]["alpha"])]
+        train_args += ["--reg-param", str(fixed["product"]["reg_param"])]
     model_dir = work / "models" / "runs" / f"artist-{AS_OF}"
     timings: dict[str, list[float]] = {k: [] for k in ("train", "mllib", "cg", "cholesky")}
     peak = 0.0
@@ -214,6 +219,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool) -> dict:
             "product": {"alpha": meta["params"]["alpha"], "reg_param": meta["params"]["reg_param"]},
             "implicit": {k: tuned[k] for k in ("regularization", "alpha")},
         },
+        "hyperparameters": "fixed (chosen at medium)" if fixed else "searched",
         "repetitions": repeats,
         "holdout_pairs": shape["holdout_pairs"],
         "generate_s": generate_s,
