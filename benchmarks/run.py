@@ -188,32 +188,30 @@ def plots(r: dict, folder: Path) -> list[Path]:
     als = sorted(r["als"], key=lambda a: order.get(a["size"], 9))
     sizes = [f"{a['size']}\n{a['nnz'] / 1e6:.2g}M pairs" for a in als]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
-    bars = [
+
+    def grouped(ax, bars: list[tuple[str, str]], ylabel: str) -> None:  # noqa: ANN001
+        width = 0.8 / len(bars)
+        for i, (label, key) in enumerate(bars):
+            xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(als))]
+            ax.bar(xs, [a[key] for a in als], width, label=label)
+        ax.set_ylabel(ylabel)
+        ax.set_xticks(range(len(als)), sizes)
+        ax.legend(fontsize=8)
+
+    times = [
         ("product train step", "train_s"),
         ("MLlib defaults", "mllib_default_s"),
         ("implicit CG", "implicit_cg_s"),
         ("implicit Cholesky", "implicit_cholesky_s"),
     ]
-    width = 0.8 / len(bars)
-    for i, (label, key) in enumerate(bars):
-        xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(als))]
-        left.bar(xs, [a[key] for a in als], width, label=label)
+    grouped(left, times, "fit seconds (log), rank 32, 10 iterations")
     left.set_yscale("log")
-    left.set_ylabel("fit seconds (log), rank 32, 10 iterations")
-    left.set_xticks(range(len(als)), sizes)
-    left.legend(fontsize=8)
     quality = [
         ("product ALS", "ndcg10"),
         ("implicit", "implicit_ndcg10"),
         ("most popular", "popularity_ndcg10"),
     ]
-    width = 0.8 / len(quality)
-    for i, (label, key) in enumerate(quality):
-        xs = [x + (i - (len(quality) - 1) / 2) * width for x in range(len(als))]
-        right.bar(xs, [a[key] for a in als], width, label=label)
-    right.set_ylabel("NDCG@10, holdout day, all streams")
-    right.set_xticks(range(len(als)), sizes)
-    right.legend(fontsize=8)
+    grouped(right, quality, "NDCG@10, holdout day, all streams")
     fig.suptitle(f"ALS benchmark ({r['machine']['cores']} cores, Spark {r['machine']['spark']})")
     fig.tight_layout()
     path = folder / "als.png"
