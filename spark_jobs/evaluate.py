@@ -73,13 +73,14 @@ def score_model(
     train: DataFrame,
     holdout: DataFrame,
 ) -> dict[str, dict]:
-    users = scoring.user_rows(user_factors, train, holdout).cache()
-    out = {}
-    for subset, exclude in (("all", False), ("new", True)):
-        per_user = scoring.evaluate(spark, users, items, known, exclude_seen=exclude).cache()
-        out[subset] = scoring.summarize(per_user, int(known.sum()))
-        per_user.unpersist()
-    users.unpersist()
+    """Summaries of the "all" and "new" subsets from one scoring pass over the users."""
+    users = scoring.user_rows(user_factors, train, holdout)
+    per_user = scoring.evaluate(spark, users, items, known).cache()
+    out = {
+        subset: scoring.summarize(per_user.where(F.col("subset") == subset), int(known.sum()))
+        for subset in scoring.SUBSETS
+    }
+    per_user.unpersist()
     return out
 
 

@@ -110,7 +110,7 @@ def validation_ndcg(spark: SparkSession, model, seen: DataFrame, relevant: DataF
     items, known = scoring.item_matrix(model.itemFactors)
     users = scoring.user_rows(model.userFactors, seen, relevant)
     summary = scoring.summarize(
-        scoring.evaluate(spark, users, items, known, exclude_seen=True, ks=(10,)),
+        scoring.evaluate(spark, users, items, known, subsets=("new",), ks=(10,)),
         len(items),
         ks=(10,),
     )

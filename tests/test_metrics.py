@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from musicrec.config import GateConfig
 from musicrec.gate import decide
-from musicrec.metrics import percentile_ranks, top_k, user_metrics
+from musicrec.metrics import Ranking, percentile_ranks, top_k, user_metrics
 
 pytestmark = pytest.mark.unit
 L2, L3, L4 = math.log2(2), math.log2(3), math.log2(4)
@@ -55,6 +55,35 @@ def test_percentile_ranks():
         [0.0, 1 / 3, 2 / 3, 1.0]
     )
     assert percentile_ranks(scores, np.array([4])).tolist() == [1.0]
+
+
+def brute_force_order(scores: np.ndarray) -> list[int]:
+    """The definition: finite items sorted by (score desc, index asc)."""
+    return sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: (-scores[i], i))
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_one_ranking_answers_all_and_new_items_like_masking_does(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 300))
+    # Few distinct values, so ties are everywhere (the popularity baseline's case).
+    scores = rng.integers(0, 8 if seed % 2 else 10_000, n).astype(np.float32)
+    scores[rng.random(n) < 0.1] = -np.inf
+    seen = rng.choice(n, size=int(rng.integers(0, n // 2 + 1)), replace=False)
+    items = rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False)
+    ranking = Ranking(scores)
+    masked = scores.copy()
+    masked[seen] = -np.inf
+    for exclude, reference in ((None, scores), (seen, masked)):
+        order = brute_force_order(reference)
+        for k in (1, 10, n):
+            assert ranking.top(k, exclude).tolist() == order[:k]
+            assert top_k(reference, k).tolist() == order[:k]
+        position = {item: p for p, item in enumerate(order)}
+        expected = [position[i] / max(len(order) - 1, 1) if i in position else 1.0 for i in items]
+        if len(order) <= 1:
+            expected = [0.0] * len(items)
+        assert ranking.percentile_ranks(items, exclude).tolist() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

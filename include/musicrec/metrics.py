@@ -44,30 +44,80 @@ def user_metrics(ranked: np.ndarray, relevant: np.ndarray, k: int) -> dict[str, 
     }
 
 
+def _best_from(scores: np.ndarray, threshold: float, k: int) -> np.ndarray:
+    """Indices with score >= threshold, best first, ties by lower index, at most k."""
+    candidates = np.flatnonzero(scores >= threshold)
+    order = np.lexsort((candidates, -scores[candidates]))
+    return candidates[order][:k]
+
+
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k best finite scores, best first, ties by lower index."""
     finite = np.isfinite(scores)
-    n = int(finite.sum())
-    if n == 0:
+    n = int(np.count_nonzero(finite))
+    if n == 0 or k <= 0:
         return np.empty(0, dtype=np.int64)
     k = min(k, n)
-    masked = np.where(finite, scores, -np.inf)
-    threshold = np.partition(masked, -k)[-k]
-    candidates = np.nonzero(masked >= threshold)[0]
-    order = np.lexsort((candidates, -masked[candidates]))
-    return candidates[order][:k]
+    masked = scores if n == scores.size else np.where(finite, scores, -np.inf)
+    return _best_from(masked, np.partition(masked, -k)[-k], k)
+
+
+class Ranking:
+    """One user's total order over the finite-scored items (score desc, index asc).
+
+    Built from one sort, it answers both the "all items" and the "new items" questions (the
+    same order with the user's seen items taken out), so an evaluation scores and sorts each
+    user once instead of once per subset.
+    """
+
+    def __init__(self, scores: np.ndarray) -> None:
+        self.scores = np.where(np.isfinite(scores), scores, -np.inf)
+        self.ascending = np.sort(self.scores[np.isfinite(self.scores)])
+        self.n = self.ascending.size
+
+    def top(self, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
+        """The k best items, skipping ``exclude``."""
+        exclude = _finite_only(self.scores, exclude)
+        want = min(k + exclude.size, self.n)
+        if want <= 0 or k <= 0:
+            return np.empty(0, dtype=np.int64)
+        best = _best_from(self.scores, self.ascending[-want], want)
+        if exclude.size:
+            best = best[~np.isin(best, exclude)]
+        return best[:k]
+
+    def percentile_ranks(self, items: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
+        """Position of each item among the candidates (minus ``exclude``), scaled to [0, 1]."""
+        items = np.asarray(items, dtype=np.int64)
+        exclude = _finite_only(self.scores, exclude)
+        n = self.n - exclude.size
+        if n <= 1:
+            return np.zeros(items.size)
+        s = self.scores[items]
+        higher = self.n - np.searchsorted(self.ascending, s, side="right")
+        equal = self.n - higher - np.searchsorted(self.ascending, s, side="left")
+        before = higher.astype(np.int64)
+        # Ties: candidates with the same score and a lower index rank above (rare for ALS).
+        for j in np.flatnonzero(equal > 1):
+            before[j] += np.count_nonzero(self.scores[: items[j]] == s[j])
+        if exclude.size:
+            es = self.scores[exclude]
+            above = (es[None, :] > s[:, None]) | (
+                (es[None, :] == s[:, None]) & (exclude[None, :] < items[:, None])
+            )
+            before -= above.sum(axis=1)
+        candidate = np.isfinite(s) & ~np.isin(items, exclude)
+        return np.where(candidate, before / (n - 1), 1.0)
+
+
+def _finite_only(scores: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
+    if exclude is None or len(exclude) == 0:
+        return np.empty(0, dtype=np.int64)
+    exclude = np.unique(np.asarray(exclude, dtype=np.int64))
+    exclude = exclude[(exclude >= 0) & (exclude < scores.size)]
+    return exclude[np.isfinite(scores[exclude])]
 
 
 def percentile_ranks(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
     """Position of each item among the finite-scored candidates, scaled to [0, 1]."""
-    finite = scores[np.isfinite(scores)]
-    n = finite.size
-    if n <= 1:
-        return np.zeros(items.size)
-    s = scores[items]
-    higher = (finite[None, :] > s[:, None]).sum(axis=1)
-    # Ties: candidates with the same score but a lower index rank above.
-    idx = np.nonzero(np.isfinite(scores))[0]
-    ties_before = ((scores[idx][None, :] == s[:, None]) & (idx[None, :] < items[:, None])).sum(1)
-    ranks = (higher + ties_before) / (n - 1)
-    return np.where(np.isfinite(s), ranks, 1.0)
+    return Ranking(scores).percentile_ranks(items)

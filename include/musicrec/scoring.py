@@ -87,56 +87,77 @@ def recommend(
     return users.mapInPandas(run, schema)
 
 
+SUBSETS = ("all", "new")
+
+
 def evaluate(
     spark: SparkSession,
     users: DataFrame,
     items: np.ndarray,
     known: np.ndarray,
-    exclude_seen: bool,
+    subsets: tuple[str, ...] = SUBSETS,
     ks: tuple[int, ...] = metrics.KS,
 ) -> DataFrame:
-    """users: (user_idx, features, seen, relevant, weights) -> one row of metrics per user.
+    """users: (user_idx, features, seen, relevant, weights) -> one row of metrics per user and
+    subset: "all" ranks every known item against every held-out stream; "new" leaves out the
+    items the user streamed in training, from the ranking and from the relevant items.
 
-    Users whose relevant list is empty (after removing seen items when ``exclude_seen``)
-    yield no row: their metrics are undefined.
+    Each user is scored and sorted once for both subsets. Users whose relevant list is empty
+    in a subset yield no row for it: their metrics are undefined.
     """
+    unknown = set(subsets) - set(SUBSETS)
+    if unknown:
+        raise ValueError(f"unknown evaluation subsets {sorted(unknown)}; expected {SUBSETS}")
     bc_items, bc_known = spark.sparkContext.broadcast(items), spark.sparkContext.broadcast(known)
     kmax = max(ks)
     names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
 
+    def user_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
+        relevant = np.asarray(rec.relevant, dtype=np.int64)
+        weights = np.asarray(rec.weights, dtype=np.float64)
+        keep = relevant < n_items
+        relevant, weights = relevant[keep], weights[keep]
+        seen = np.asarray(rec.seen if rec.seen is not None else [], dtype=np.int64)
+        for subset in subsets:
+            exclude = seen if subset == "new" else None
+            rel, w = relevant, weights
+            if exclude is not None and exclude.size:
+                fresh = ~np.isin(rel, exclude)
+                rel, w = rel[fresh], w[fresh]
+            if rel.size == 0:
+                continue
+            ranked = ranking.top(kmax, exclude)
+            out: dict[str, Any] = {
+                USER_IDX: int(getattr(rec, USER_IDX)),
+                "subset": subset,
+                "n_relevant": int(rel.size),
+            }
+            for k in ks:
+                for name, value in metrics.user_metrics(ranked, rel, k).items():
+                    out[f"{name}@{k}"] = value
+            pr = ranking.percentile_ranks(rel, exclude)
+            out["epr_num"] = float((pr * w).sum())
+            out["epr_den"] = float(w.sum())
+            out["top"] = ranked.astype(np.int32).tolist()
+            yield out
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for pdf in batches:
             for block in _blocks(pdf, bc_items.value.shape[0]):
-                scores = _scores(block, bc_items.value, bc_known.value, exclude_seen)
-                rows = []
+                scores = _scores(block, bc_items.value, bc_known.value, exclude_seen=False)
+                rows: list[dict[str, Any]] = []
+                last: Any = None
+                ranking: metrics.Ranking | None = None
                 for row, rec in enumerate(block.itertuples(index=False)):
-                    relevant = np.asarray(rec.relevant, dtype=np.int64)
-                    weights = np.asarray(rec.weights, dtype=np.float64)
-                    keep = relevant < scores.shape[1]
-                    relevant, weights = relevant[keep], weights[keep]
-                    if exclude_seen and rec.seen is not None and len(rec.seen):
-                        fresh = ~np.isin(relevant, np.asarray(rec.seen))
-                        relevant, weights = relevant[fresh], weights[fresh]
-                    if relevant.size == 0:
-                        continue
-                    ranked = metrics.top_k(scores[row], kmax)
-                    out: dict[str, Any] = {
-                        USER_IDX: int(getattr(rec, USER_IDX)),
-                        "n_relevant": int(relevant.size),
-                    }
-                    for k in ks:
-                        for name, value in metrics.user_metrics(ranked, relevant, k).items():
-                            out[f"{name}@{k}"] = value
-                    pr = metrics.percentile_ranks(scores[row], relevant)
-                    out["epr_num"] = float((pr * weights).sum())
-                    out["epr_den"] = float(weights.sum())
-                    out["top"] = ranked[:kmax].astype(np.int32).tolist()
-                    rows.append(out)
+                    # Equal user vectors (the popularity baseline) share one sort.
+                    if ranking is None or not np.array_equal(rec.features, last):
+                        ranking, last = metrics.Ranking(scores[row]), rec.features
+                    rows.extend(user_rows(rec, ranking, scores.shape[1]))
                 if rows:
                     yield pd.DataFrame(rows)
 
     schema = (
-        f"{USER_IDX} int, n_relevant int, "
+        f"{USER_IDX} int, subset string, n_relevant int, "
         + ", ".join(f"`{n}` double" for n in names)
         + ", epr_num double, epr_den double, top array<int>"
     )
@@ -144,7 +165,7 @@ def evaluate(
 
 
 def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.KS) -> dict:
-    """Means over evaluated users, expected percentile rank and catalogue coverage."""
+    """Means over evaluated users (of one subset), expected percentile rank and coverage."""
     names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
     aggs = [F.avg(F.col(f"`{n}`")).alias(n) for n in names]
     aggs += [

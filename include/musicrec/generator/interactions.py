@@ -34,7 +34,7 @@ SIZES = {
     "tiny": Size(users=2_000, items=500, plays_per_user=14, genres=8),
     "small": Size(users=20_000, items=4_000, plays_per_user=16, genres=24),
     "medium": Size(users=100_000, items=20_000, plays_per_user=23, genres=48),
-    "large": Size(users=360_000, items=160_000, plays_per_user=110, genres=96),
+    "large": Size(users=360_000, items=160_000, plays_per_user=80, genres=96),
 }
 DAYS = 28
 AS_OF = "2026-01-28"
