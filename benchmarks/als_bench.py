@@ -61,7 +61,7 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> tuple[str, float]:
     out, err = proc.communicate()
     watcher.join()
     if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{err[-4000:]}")
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed:\n{submit.failure_text(err)}")
     return out, peak[0]
 
 

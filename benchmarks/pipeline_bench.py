@@ -92,7 +92,9 @@ def main() -> int:
                 text=True,
             )
             if done.returncode != 0:
-                raise SystemExit(f"history ingest {day}..{end} failed:\n{done.stderr[-4000:]}")
+                raise SystemExit(
+                    f"history ingest {day}..{end} failed:\n{submit.failure_text(done.stderr)}"
+                )
             day = end
         history_s = time.monotonic() - started
         env = airflow_local.environment(work / "airflow_home", data)

@@ -57,7 +57,9 @@ def ingest_benchmark(events: int, work: Path, repeats: int) -> dict:
             submit.command("ingest", args), capture_output=True, text=True, env=env
         )
         if done.returncode != 0:
-            raise SystemExit(f"ingest failed during the benchmark:\n{done.stderr[-3000:]}")
+            raise SystemExit(
+                f"ingest failed during the benchmark:\n{submit.failure_text(done.stderr)}"
+            )
         manifest = json.loads((work / "data/manifests/ingest/20260105T00_24h.json").read_text())
         full.append(manifest["seconds"])
         out = subprocess.run(
@@ -165,7 +167,7 @@ def main() -> int:
         )
         line = next((x for x in out.stdout.splitlines() if x.startswith("PIPELINE ")), None)
         if line is None:
-            raise SystemExit(f"pipeline benchmark failed:\n{out.stderr[-4000:]}")
+            raise SystemExit(f"pipeline benchmark failed:\n{submit.failure_text(out.stderr)}")
         result["pipeline"] = {**json.loads(line[9:]), **stamp}
     out_file = ROOT / "benchmarks" / "results" / "latest.json"
     out_file.write_text(json.dumps(result, indent=2) + "\n")

@@ -75,3 +75,20 @@ def test_plot_is_written_for_the_als_sizes(tmp_path):
     assert path.name == "als.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert path.stat().st_size > 10_000
     assert bench.plots({**RESULT, "als": []}, tmp_path / "none") == []
+
+
+def test_failure_text_keeps_the_traceback_not_the_shutdown_logs():
+    from musicrec.submit import failure_text
+
+    stderr = "\n".join(
+        ["26/11/28 09:54:46 INFO SparkEnv: Registering MapOutputTracker"] * 5
+        + ["Traceback (most recent call last):", "AttributeError: no attribute 'Ranking'"]
+        + ["26/11/28 09:54:47 WARN Utils: shutdown hook"] * 500
+        + ["26/11/28 09:54:47 ERROR Executor: task failed"]
+    )
+    text = failure_text(stderr)
+    assert text.splitlines() == [
+        "Traceback (most recent call last):",
+        "AttributeError: no attribute 'Ranking'",
+        "26/11/28 09:54:47 ERROR Executor: task failed",
+    ]

@@ -62,3 +62,11 @@ def run(job: str, args: Sequence[str], master: str = DEFAULT_MASTER, **kwargs) -
     return subprocess.run(
         command(job, args, master), env=environment(), check=False, **kwargs
     ).returncode
+
+
+def failure_text(stderr: str, limit: int = 80) -> str:
+    """What explains a failed spark-submit: its stderr without Spark's INFO/WARN/DEBUG log
+    lines (a traceback would otherwise be pushed out of any tail by the shutdown logs)."""
+    levels = (" INFO ", " WARN ", " DEBUG ")
+    kept = [line for line in stderr.splitlines() if not any(lv in line[:40] for lv in levels)]
+    return "\n".join(kept[-limit:])
