@@ -174,7 +174,9 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
                 np.savez(factors, users=model.user_factors, items=model.item_factors)
 
     evaluate = [*common, "--model", str(model_dir), "--min-lift", "0", "--max-drop", "1"]
-    run_measured(submit.command("evaluate", evaluate), env)
+    evaluate_started = time.monotonic()
+    _, evaluate_rss = run_measured(submit.command("evaluate", evaluate), env)
+    evaluate_s = time.monotonic() - evaluate_started
     metrics = json.loads(
         (work / "reports" / "evaluation" / model_dir.name / "metrics.json").read_text()
     )["results"]
@@ -204,6 +206,8 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
         "implicit_cholesky_s": median(timings["cholesky"]),
         "gflops_per_s": flops / train_s / 1e9,
         "peak_rss_mb": peak,
+        "evaluate_s": evaluate_s,  # the whole spark-submit: ALS and popularity, both subsets
+        "evaluate_peak_rss_mb": evaluate_rss,
         "ndcg10": als_all["ndcg@10"],
         "map10": als_all["map@10"],
         "precision10": als_all["precision@10"],

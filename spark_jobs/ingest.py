@@ -20,7 +20,7 @@ from musicrec import io
 from musicrec.config import IngestConfig, Interval
 from musicrec.exceptions import MissingInputError, MusicrecError
 from musicrec.ingest import (
-    DUPLICATE,
+    DUP_DATE,
     accepted_rows,
     duplicate_copies,
     flag_duplicates,
@@ -78,21 +78,28 @@ def seen_before(spark: SparkSession, cfg: IngestConfig) -> DataFrame | None:
     return ids.distinct()
 
 
-def count_outcomes(routed: DataFrame) -> dict[str, int]:
-    """One pass over the persisted routed lines: read, accepted, duplicates, event dates."""
-    is_accepted = F.col(c.QUARANTINE_REASON).isNull() & ~F.col(DUPLICATE)
-    row = routed.agg(
-        F.count(F.lit(1)).alias("read"),
-        F.count_if(is_accepted).alias("accepted"),
-        F.count_if(F.col(DUPLICATE)).alias("duplicates"),
-        F.collect_set(F.when(is_accepted, F.to_date(F.col(c.EVENT_TS)))).alias("dates"),
-    ).first()
-    assert row is not None
+def count_outcomes(routed: DataFrame, copies: DataFrame) -> dict:
+    """Read, duplicates and expected accepted rows per event date, without a join.
+
+    Valid lines per event date come from one aggregate over the persisted routed lines (a
+    handful of groups); the duplicates, a small persisted frame, carry their own dates; the
+    accepted rows of a date are the difference. Reconciliation compares every date with what
+    was written.
+    """
+    valid = F.col(c.QUARANTINE_REASON).isNull()
+    day = F.when(valid, F.to_date(F.col(c.EVENT_TS))).alias("day")
+    per_day = {
+        r["day"]: r["n"] for r in routed.groupBy(day).agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+    dups = {
+        r[DUP_DATE]: r["n"]
+        for r in copies.groupBy(DUP_DATE).agg(F.count(F.lit(1)).alias("n")).collect()
+    }
+    accepted = {d.isoformat(): n - dups.get(d, 0) for d, n in per_day.items() if d is not None}
     return {
-        "read": row["read"],
-        "accepted": row["accepted"],
-        "duplicates": row["duplicates"],
-        "dates": sorted(d.isoformat() for d in row["dates"]),
+        "read": sum(per_day.values()),
+        "duplicates": sum(dups.values()),
+        "accepted_by_date": {d: n for d, n in sorted(accepted.items()) if n > 0},
     }
 
 
@@ -106,12 +113,12 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
             raise MissingInputError(f"{len(missing)} landing hour folder(s) missing: {names}")
         log.warning("MISSING landing hours (policy=warn): %s", names)
     batch = cfg.interval.batch_id
-    # Persisted once: de-duplicated, counted, then written twice, without re-reading or
-    # re-parsing. The duplicate positions are a small frame, kept too.
+    # Persisted once: counted, de-duplicated, then written twice, without re-reading or
+    # re-parsing. The duplicate positions (with their dates) are a small frame, kept too.
     routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     copies = duplicate_copies(routed, seen_before(spark, cfg)).persist(StorageLevel.MEMORY_AND_DISK)
+    expected = count_outcomes(routed, copies)
     outcome = flag_duplicates(routed, copies)
-    expected = count_outcomes(outcome)
     accepted_path = cfg.data_root / c.ACCEPTED_EVENTS
     quarantine_path = cfg.data_root / c.QUARANTINE_EVENTS
     # Quarantine first: writing the accepted table invalidates every cached plan that reads
@@ -149,7 +156,7 @@ def reconcile(spark, cfg, run_id, folders, missing, expected, started, cleaned):
     batch = cfg.interval.batch_id
     # Partitions this batch wrote in an earlier run under dates it no longer produces.
     stale = io.remove_stale_batch_partitions(
-        cfg.data_root / c.ACCEPTED_EVENTS, batch, set(expected["dates"])
+        cfg.data_root / c.ACCEPTED_EVENTS, batch, set(expected["accepted_by_date"])
     )
     accepted_by_date, quarantined = written_counts(spark, cfg)
     accepted = sum(accepted_by_date.values())
@@ -182,8 +189,11 @@ def reconcile(spark, cfg, run_id, folders, missing, expected, started, cleaned):
         "spark_version": spark.version,
         "seconds": round(time.monotonic() - started, 2),
     }
-    if total != expected["read"] or accepted != expected["accepted"]:
-        raise MusicrecError(f"reconciliation failed, nothing may be lost: {manifest['counts']}")
+    if total != expected["read"] or accepted_by_date != expected["accepted_by_date"]:
+        raise MusicrecError(
+            f"reconciliation failed, nothing may be lost: written {manifest['counts']}, "
+            f"expected from the parsed lines {expected}"
+        )
     io.write_json_atomic(io.manifest_path(cfg.data_root, "ingest", batch), manifest)
     log.info(
         "ingest %s: read=%d accepted=%d quarantined=%d %s duplicates=%d",

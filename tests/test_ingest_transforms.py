@@ -131,3 +131,21 @@ def test_nothing_seen_and_no_repeats_means_no_duplicates(spark):
     assert duplicate_copies(routed, None).count() == 0
     flagged = flag_duplicates(routed, duplicate_copies(routed, None))
     assert [r._is_duplicate for r in flagged.orderBy("_pos").collect()] == [False, False, False]
+
+
+def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark):
+    from spark_jobs.ingest import count_outcomes
+
+    late = '"2026-01-04T23:00:00.000Z"'
+    lines = [
+        event(event_id='"a"'),
+        event(event_id='"b"'),
+        event(event_id='"a"'),  # a redelivery in the interval
+        event(event_id='"old"', event_ts=late),  # accepted by another batch already
+        event(event_id='"c"', ms_played="-5"),  # quarantined
+    ]
+    routed = route(parse(lines_frame(spark, lines, ["hour=00/p"] * 5)), CFG)
+    seen = spark.createDataFrame([("old",)], "event_id string")
+    expected = count_outcomes(routed, duplicate_copies(routed, seen))
+    # 2026-01-04 has a valid line but nothing to accept: its partition must not be kept.
+    assert expected == {"read": 5, "duplicates": 2, "accepted_by_date": {"2026-01-05": 2}}

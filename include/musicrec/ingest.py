@@ -133,8 +133,12 @@ def route(parsed: DataFrame, cfg: IngestConfig) -> DataFrame:
     )
 
 
+DUP_DATE = "_date"
+
+
 def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
-    """Positions (``_pos``) of valid lines that repeat an event id: a narrow frame.
+    """Positions (``_pos``) and event dates (``_date``) of valid lines that repeat an event
+    id: a narrow frame.
 
     The first delivery (earliest file, then line) wins. ``seen_ids`` (column ``event_id``) are
     ids already delivered before this interval (landing lookback) or accepted by another
@@ -148,6 +152,7 @@ def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame
         F.lit(1).alias("_here"),
         F.col(c.SOURCE_FILE),
         F.col(POS),
+        F.to_date(F.col(c.EVENT_TS)).alias(DUP_DATE),
     )
     if seen_ids is not None:
         earlier = seen_ids.select(
@@ -155,6 +160,7 @@ def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame
             F.lit(0).alias("_here"),
             F.lit(None).cast("string").alias(c.SOURCE_FILE),
             F.lit(None).cast("long").alias(POS),
+            F.lit(None).cast("date").alias(DUP_DATE),
         )
         copies = copies.unionByName(earlier)
     # Ids are nearly always unique: count copies per 64-bit id hash (a hash aggregate on a
@@ -167,7 +173,7 @@ def duplicate_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame
     contested = hashed.join(F.broadcast(repeated), "_h")
     first = Window.partitionBy("_id").orderBy("_here", c.SOURCE_FILE, POS)
     ranked = contested.withColumn("_n", F.row_number().over(first))
-    return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(POS)
+    return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(POS, DUP_DATE)
 
 
 def flag_duplicates(routed: DataFrame, copies: DataFrame) -> DataFrame:
