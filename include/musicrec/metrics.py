@@ -71,8 +71,9 @@ class Ranking:
     """
 
     def __init__(self, scores: np.ndarray) -> None:
-        self.scores = np.where(np.isfinite(scores), scores, -np.inf)
-        self.ascending = np.sort(self.scores[np.isfinite(self.scores)])
+        finite = np.isfinite(scores)
+        self.scores = np.where(finite, scores, -np.inf)
+        self.ascending = np.sort(scores[finite])
         self.n = self.ascending.size
 
     def top(self, k: int, exclude: np.ndarray | None = None) -> np.ndarray:

@@ -112,7 +112,7 @@ def evaluate(
     kmax = max(ks)
     names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
 
-    def user_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
+    def subset_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
         relevant = np.asarray(rec.relevant, dtype=np.int64)
         weights = np.asarray(rec.weights, dtype=np.float64)
         keep = relevant < n_items
@@ -152,7 +152,7 @@ def evaluate(
                     # Equal user vectors (the popularity baseline) share one sort.
                     if ranking is None or not np.array_equal(rec.features, last):
                         ranking, last = metrics.Ranking(scores[row]), rec.features
-                    rows.extend(user_rows(rec, ranking, scores.shape[1]))
+                    rows.extend(subset_rows(rec, ranking, scores.shape[1]))
                 if rows:
                     yield pd.DataFrame(rows)
 
