@@ -108,6 +108,32 @@ def test_a_write_failing_half_way_keeps_the_previous_output(spark, fault_root, m
     assert not [f for f in lake_files(fault_root) if "staging" in f]
 
 
+def _event_id(line: bytes) -> str | None:
+    try:
+        return json.loads(line).get("event_id")
+    except (ValueError, AttributeError):
+        return None
+
+
+def test_a_rerun_with_nothing_left_to_quarantine_drops_its_old_quarantine(spark, fault_root):
+    start, end, batch = f"{DAY}T07:00", f"{DAY}T08:00", "20260101T07_1h"
+    assert ingest(fault_root, start, end) == 0
+    assert manifest(fault_root, batch)["counts"]["quarantined"] > 0
+    table = accepted(spark, fault_root).where(F.col(c.BATCH) == batch)
+    kept = {r.event_id for r in table.select("event_id").collect()}
+    # The shipper re-delivers the hour with its bad lines fixed (dropped).
+    for path in (fault_root / c.LANDING_EVENTS / f"dt={DAY}" / "hour=07").glob("*.jsonl.gz"):
+        lines = gzip.decompress(path.read_bytes()).split(b"\n")
+        path.write_bytes(gzip.compress(b"\n".join(x for x in lines if _event_id(x) in kept)))
+    assert ingest(fault_root, start, end) == 0
+    after = manifest(fault_root, batch)
+    folder = fault_root / c.QUARANTINE_EVENTS / f"{c.BATCH}={batch}"
+    assert after["counts"]["quarantined"] == 0
+    assert after["outputs"]["removed_stale_partitions"] == [str(folder)]
+    assert not folder.exists()
+    assert after["counts"]["accepted"] == len(kept)
+
+
 def _hours(root: Path, hours: list[int], parallel: int = 1) -> None:
     intervals = [(f"{DAY}T{h:02d}:00", f"{DAY}T{h + 1:02d}:00") for h in hours]
     with ThreadPoolExecutor(parallel) as pool:

@@ -12,6 +12,7 @@ from musicrec.ingest import (
     flag_duplicates,
     parse,
     quarantine_rows,
+    repeated_hashes,
     route,
 )
 from pyspark.testing import assertDataFrameEqual
@@ -129,8 +130,10 @@ def test_nothing_seen_and_no_repeats_means_no_duplicates(spark):
     lines = [event(event_id='"a"'), event(event_id='"b"'), event(event_id='"a"', user_id='""')]
     routed = route(parse(lines_frame(spark, lines, ["hour=00/p"] * 3)), CFG)
     assert duplicate_copies(routed, None).count() == 0
-    flagged = flag_duplicates(routed, duplicate_copies(routed, None))
-    assert [r._is_duplicate for r in flagged.orderBy("_pos").collect()] == [False, False, False]
+    assert repeated_hashes(routed, None).isEmpty()
+    for copies in (duplicate_copies(routed, None), None):  # None: the job's no-repeat path
+        flagged = flag_duplicates(routed, copies)
+        assert [r._is_duplicate for r in flagged.orderBy("_pos").collect()] == [False] * 3
 
 
 def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark):
@@ -148,4 +151,20 @@ def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark):
     seen = spark.createDataFrame([("old",)], "event_id string")
     expected = count_outcomes(routed, duplicate_copies(routed, seen))
     # 2026-01-04 has a valid line but nothing to accept: its partition must not be kept.
-    assert expected == {"read": 5, "duplicates": 2, "accepted_by_date": {"2026-01-05": 2}}
+    assert expected == {
+        "read": 5,
+        "duplicates": 2,
+        "accepted_by_date": {"2026-01-05": 2},
+        "quarantined_by_reason": {"out_of_range": 1},
+    }
+
+
+def test_event_date_is_the_utc_date_of_valid_lines_only(spark):
+    times = ["2026-01-05T00:00:00.000Z", "2026-01-04T23:59:59.999999Z", "2026-01-03T00:00:00Z"]
+    lines = [event(event_ts=f'"{t}"') for t in times] + [event(ms_played="-5")]
+    routed = route(parse(lines_frame(spark, lines)), CFG).orderBy("_pos")
+    days = [r.event_date for r in routed.collect()]
+    assert days == [date(2026, 1, 5), date(2026, 1, 4), date(2026, 1, 3), None]
+    # The same as Spark's own conversion (the session is UTC).
+    check = routed.where("reason IS NULL").where("event_date <> to_date(event_ts)")
+    assert check.count() == 0

@@ -127,6 +127,22 @@ def write_partitions(df: DataFrame, path: Path, partition_by: list[str]) -> list
     return removed
 
 
+def drop_partition(table: Path, partition: str) -> tuple[list[str], list[str]]:
+    """Replace a partition (e.g. ``batch=X``) by nothing, under the writer lock.
+
+    A dynamic overwrite with no rows leaves the old folder in place, so an interval that no
+    longer has rows for a partition must drop it. Returns the interrupted writes cleaned
+    (as ``write_partitions``) and the folders dropped.
+    """
+    with exclusive_writer(table) as removed:
+        folder = table / partition
+        dropped = []
+        if folder.is_dir():
+            shutil.rmtree(folder)
+            dropped.append(str(folder))
+    return removed, dropped
+
+
 def remove_stale_batch_partitions(table: Path, batch: str, keep_dates: set[str]) -> list[str]:
     """After a committed write, drop this batch's partitions under dates it no longer has."""
     removed = []
