@@ -19,6 +19,7 @@ from musicrec.schemas import CORRUPT, EVENT_SCHEMA, PARSE_SCHEMA, TEXT_SCHEMA
 LINE = "value"  # the column spark.read.text produces
 POS = "_pos"
 DUPLICATE = "_is_duplicate"
+ID_HASH = "_h"
 _J = "_j"
 _MICROS_PER_DAY = 86_400_000_000
 
@@ -143,6 +144,8 @@ def route(parsed: DataFrame, cfg: IngestConfig) -> DataFrame:
         *[j.getField(f.name).alias(f.name) for f in EVENT_SCHEMA.fields],
         # Computed once here and cached: counts, duplicates and the write all need it.
         F.when(~bad, utc_date(ts)).alias(c.EVENT_DATE),
+        # The id's hash, cached: the duplicate count then reads a long, not every id string.
+        F.when(~bad, F.xxhash64(j.getField(c.EVENT_ID))).alias(ID_HASH),
         F.col(c.QUARANTINE_REASON),
         F.col(c.QUARANTINE_DETAIL),
     )
@@ -153,7 +156,7 @@ DUP_DATE = "_date"
 
 def _id_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
     """Every valid copy of an event id here (``_here`` 1), plus ids seen before (``_here`` 0),
-    with a 64-bit hash of the id (``_h``)."""
+    with the 64-bit hash of the id (``_h``)."""
     valid = F.col(c.QUARANTINE_REASON).isNull()
     copies = routed.where(valid).select(
         F.col(c.EVENT_ID).alias("_id"),
@@ -161,6 +164,7 @@ def _id_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
         F.col(c.SOURCE_FILE),
         F.col(POS),
         F.col(c.EVENT_DATE).alias(DUP_DATE),
+        F.col(ID_HASH),
     )
     if seen_ids is not None:
         earlier = seen_ids.select(
@@ -169,9 +173,10 @@ def _id_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
             F.lit(None).cast("string").alias(c.SOURCE_FILE),
             F.lit(None).cast("long").alias(POS),
             F.lit(None).cast("date").alias(DUP_DATE),
+            F.xxhash64(F.col(c.EVENT_ID)).alias(ID_HASH),
         )
         copies = copies.unionByName(earlier)
-    return copies.withColumn("_h", F.xxhash64("_id"))
+    return copies
 
 
 def repeated_hashes(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
@@ -182,7 +187,7 @@ def repeated_hashes(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
     ids are compared in ``duplicate_copies``.
     """
     hashed = _id_copies(routed, seen_ids)
-    return hashed.groupBy("_h").count().where(F.col("count") > 1).select("_h")
+    return hashed.groupBy(ID_HASH).count().where(F.col("count") > 1).select(ID_HASH)
 
 
 def duplicate_copies(
@@ -201,7 +206,7 @@ def duplicate_copies(
         repeated = repeated_hashes(routed, seen_ids)
     # Broadcast: the repeated hashes are few (a whole hour redelivered is 1/24 of a day), and
     # without the hint the planner, not knowing that, shuffles and sorts every valid id.
-    contested = _id_copies(routed, seen_ids).join(F.broadcast(repeated), "_h")
+    contested = _id_copies(routed, seen_ids).join(F.broadcast(repeated), ID_HASH)
     first = Window.partitionBy("_id").orderBy("_here", c.SOURCE_FILE, POS)
     ranked = contested.withColumn("_n", F.row_number().over(first))
     return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(POS, DUP_DATE)
