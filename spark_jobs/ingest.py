@@ -86,7 +86,7 @@ def count_outcomes(routed: DataFrame, copies: DataFrame | None) -> dict:
     duplicates, a small frame, carry their own dates; the accepted rows of a date are the
     difference. Reconciliation compares every date and reason with what was written.
     """
-    dups = {}
+    dups: dict = {}
     if copies is not None:
         per_date = copies.groupBy(DUP_DATE).agg(F.count(F.lit(1)).alias("n"))
         dups = {r[DUP_DATE]: r["n"] for r in per_date.collect()}
@@ -121,7 +121,8 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     # re-parsing. The duplicate positions (with their dates) are a small frame, kept too.
     routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     seen = seen_before(spark, cfg)
-    # The first job: reads, parses and caches the lines while it counts copies per id hash.
+    # Counting the repeated id hashes reads, parses and caches the lines (adaptive execution
+    # builds the cache as a stage of its own), then counts copies per cached hash.
     repeated = repeated_hashes(routed, seen).persist(StorageLevel.MEMORY_AND_DISK)
     copies = None  # every id delivered once: no second pass over the cached ids
     # count(), not isEmpty(): one job over all partitions instead of a series of growing ones.
@@ -137,7 +138,7 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     # 22 s on 500k lines).
     if expected["quarantined_by_reason"]:
         cleaned = io.write_partitions(quarantine_rows(outcome, batch), quarantine_path, [c.BATCH])
-        dropped = []
+        dropped: list[str] = []
     else:  # a clean interval: no pass over the cache for nothing, and no stale partition left
         cleaned, dropped = io.drop_partition(quarantine_path, f"{c.BATCH}={batch}")
     cleaned += io.write_partitions(
