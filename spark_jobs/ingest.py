@@ -117,8 +117,9 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
             raise MissingInputError(f"{len(missing)} landing hour folder(s) missing: {names}")
         log.warning("MISSING landing hours (policy=warn): %s", names)
     batch = cfg.interval.batch_id
-    # Persisted once: counted, de-duplicated, then written twice, without re-reading or
-    # re-parsing. The duplicate positions (with their dates) are a small frame, kept too.
+    # Persisted once: counted, de-duplicated, then written (accepted, and quarantine if any)
+    # without re-reading or re-parsing. Repeated hashes and duplicate positions (with their
+    # dates) are small frames, kept too.
     routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     seen = seen_before(spark, cfg)
     # Counting the repeated id hashes reads, parses and caches the lines (adaptive execution
