@@ -30,6 +30,7 @@ from musicrec.ingest import (
     route,
 )
 from musicrec.jobs import base_parser, entry, session_for
+from musicrec.spark import adaptive_execution_off
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -122,12 +123,15 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     # dates) are small frames, kept too.
     routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     seen = seen_before(spark, cfg)
-    # Counting the repeated id hashes reads, parses and caches the lines (adaptive execution
-    # builds the cache as a stage of its own), then counts copies per cached hash.
-    repeated = repeated_hashes(routed, seen).persist(StorageLevel.MEMORY_AND_DISK)
+    # Counting the repeated id hashes reads, parses and caches the lines, and counts copies
+    # per hash in the same pass (adaptive execution would build the cache in a stage of its
+    # own and read it back in the next).
     copies = None  # every id delivered once: no second pass over the cached ids
-    # count(), not isEmpty(): one job over all partitions instead of a series of growing ones.
-    if repeated.count() > 0:
+    with adaptive_execution_off(spark):  # a cache's plan is fixed when it is declared
+        repeated = repeated_hashes(routed, seen).persist(StorageLevel.MEMORY_AND_DISK)
+        # count(), not isEmpty(): one job over all partitions, not a series of growing ones.
+        some_repeat = repeated.count() > 0
+    if some_repeat:
         copies = duplicate_copies(routed, seen, repeated).persist(StorageLevel.MEMORY_AND_DISK)
     expected = count_outcomes(routed, copies)
     outcome = flag_duplicates(routed, copies)
