@@ -123,11 +123,11 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     # dates) are small frames, kept too.
     routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
     seen = seen_before(spark, cfg)
+    copies = None  # every id delivered once: no second pass over the cached ids
     # Counting the repeated id hashes reads, parses and caches the lines, and counts copies
     # per hash in the same pass (adaptive execution would build the cache in a stage of its
-    # own and read it back in the next).
-    copies = None  # every id delivered once: no second pass over the cached ids
-    with adaptive_execution_off(spark):  # a cache's plan is fixed when it is declared
+    # own and read it back in the next). Declared inside too: a cache's plan is fixed then.
+    with adaptive_execution_off(spark):
         repeated = repeated_hashes(routed, seen).persist(StorageLevel.MEMORY_AND_DISK)
         # count(), not isEmpty(): one job over all partitions, not a series of growing ones.
         some_repeat = repeated.count() > 0
