@@ -31,6 +31,7 @@ from musicrec.ingest import (
 )
 from musicrec.jobs import base_parser, entry, session_for
 from musicrec.spark import adaptive_execution_off
+from musicrec.spark_conf import preset
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -64,14 +65,16 @@ def seen_before(spark: SparkSession, cfg: IngestConfig) -> DataFrame | None:
     ]
     folders, _ = io.find_hours(landing, lookback)
     parts = [ids for ids in [io.read_event_ids(spark, folders)] if ids is not None]
-    accepted = cfg.data_root / c.ACCEPTED_EVENTS
-    if io.table_exists(accepted):
-        first, last = cfg.window_start.date(), cfg.window_end.date()
-        other = spark.read.parquet(str(accepted)).where(
-            F.col(c.EVENT_DATE).between(F.lit(first), F.lit(last))
-            & (F.col(c.BATCH) != cfg.interval.batch_id)
-        )
-        parts.append(other.select(c.EVENT_ID))
+    # Only the folders of other batches under the window's dates: opening the whole table
+    # would list every file of its history first, a cost that grows every day.
+    other = io.other_batches(
+        cfg.data_root / c.ACCEPTED_EVENTS,
+        cfg.window_start.date(),
+        cfg.window_end.date(),
+        cfg.interval.batch_id,
+    )
+    if other:
+        parts.append(io.read_event_ids_of(spark, cfg.data_root / c.ACCEPTED_EVENTS, other))
     if not parts:
         return None
     ids = parts[0]
@@ -147,7 +150,10 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     else:  # a clean interval: no pass over the cache for nothing, and no stale partition left
         cleaned, dropped = io.drop_partition(quarantine_path, f"{c.BATCH}={batch}")
     cleaned += io.write_partitions(
-        accepted_rows(outcome, batch), accepted_path, [c.EVENT_DATE, c.BATCH]
+        accepted_rows(outcome, batch),
+        accepted_path,
+        [c.EVENT_DATE, c.BATCH],
+        preset("accepted_parquet"),
     )
     if copies is not None:
         copies.unpersist()

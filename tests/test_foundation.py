@@ -135,6 +135,8 @@ def test_every_resilience_setting_has_a_reason():
     ):
         for key, (value, why) in table.items():
             assert key.startswith("spark.") and value and len(why) > 15, key
+    for key, (value, why) in spark_conf.ACCEPTED_PARQUET.items():
+        assert key.startswith("parquet.") and value and len(why) > 15, key
 
 
 def _fail_on_first_attempt(rows):

@@ -61,6 +61,28 @@ def test_every_line_reconciles_with_the_generators_truth(spark, fault_root):
     assert set(manifest(fault_root, "20260101T00_24h")["outputs"]["accepted_partitions"]) > {DAY}
 
 
+def test_accepted_files_skip_dictionaries_only_for_near_unique_columns(fault_root):
+    import pyarrow.parquet as pq
+
+    assert ingest(fault_root) == 0
+    written = (fault_root / c.ACCEPTED_EVENTS).glob(f"{c.EVENT_DATE}=*/*/*.parquet")
+    # The biggest file: in a file of a few late events no dictionary pays off.
+    meta = pq.ParquetFile(max(written, key=lambda p: p.stat().st_size)).metadata
+    chunk = meta.row_group(0)
+    encodings = {
+        chunk.column(i).path_in_schema: set(chunk.column(i).encodings)
+        for i in range(chunk.num_columns)
+    }
+    dictionary = {"PLAIN_DICTIONARY", "RLE_DICTIONARY"}
+    for column in ("event_id", "event_ts", "ms_played", "user_id", "track_id"):
+        assert not encodings[column] & dictionary, column
+    for column in ("artist_id", "platform", "reason_end", "source_file"):
+        assert encodings[column] & dictionary, column
+    # Timestamps as Parquet's standard INT64 microseconds, not the deprecated INT96.
+    ts = meta.schema.column(list(encodings).index("event_ts"))
+    assert ts.physical_type == "INT64" and "timeUnit=microseconds" in str(ts.logical_type)
+
+
 def test_rerun_replaces_exactly_its_own_output(spark, fault_root):
     assert ingest(fault_root) == 0
     first = accepted(spark, fault_root).orderBy("event_id").collect()
@@ -191,3 +213,25 @@ def test_missing_hour_fails_or_warns_by_policy(spark, fault_root):
 
 def test_bad_arguments_are_not_retryable(fault_root):
     assert ingest(fault_root, NEXT, DAY) == c.EXIT_BAD_ARGS
+
+
+def test_other_batches_are_the_folders_of_the_window_dates_only(tmp_path):
+    from datetime import date
+
+    from musicrec import io
+
+    table = tmp_path / "accepted"
+    for folder in (
+        "event_date=2026-01-01/batch=a",
+        "event_date=2026-01-01/batch=mine",
+        "event_date=2026-01-02/batch=b",
+        "event_date=2026-01-04/batch=c",  # outside the window
+        "event_date=2026-01-02/.spark-staging-1",  # not a partition folder
+    ):
+        (table / folder).mkdir(parents=True)
+    found = io.other_batches(table, date(2026, 1, 1), date(2026, 1, 3), "mine")
+    assert [str(p.relative_to(table)) for p in found] == [
+        "event_date=2026-01-01/batch=a",
+        "event_date=2026-01-02/batch=b",
+    ]
+    assert io.other_batches(tmp_path / "absent", date(2026, 1, 1), date(2026, 1, 3), "x") == []

@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -76,6 +76,29 @@ def read_event_ids(spark: SparkSession, folders: list[Path]) -> DataFrame | None
     )
 
 
+def other_batches(table: Path, first: date, last: date, batch: str) -> list[Path]:
+    """Partition folders ``event_date=D/batch=B`` of a table for D in [first, last], B not
+    ``batch``."""
+    folders = []
+    day = first
+    while day <= last:
+        for folder in sorted((table / f"{c.EVENT_DATE}={day.isoformat()}").glob(f"{c.BATCH}=*")):
+            if folder.is_dir() and folder.name != f"{c.BATCH}={batch}":
+                folders.append(folder)
+        day += timedelta(days=1)
+    return folders
+
+
+def read_event_ids_of(spark: SparkSession, table: Path, folders: list[Path]) -> DataFrame:
+    """The ``event_id`` column of some partition folders of a Parquet table."""
+    return (
+        spark.read.schema(EVENT_ID_ONLY)
+        .option("basePath", str(table))
+        .parquet(*[str(f) for f in folders])
+        .select(c.EVENT_ID)
+    )
+
+
 def table_exists(path: Path) -> bool:
     return path.is_dir() and any(
         p.name.startswith(f"{c.EVENT_DATE}=") or p.name.startswith(f"{c.BATCH}=")
@@ -110,17 +133,21 @@ def exclusive_writer(table: Path) -> Iterator[list[str]]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def write_partitions(df: DataFrame, path: Path, partition_by: list[str]) -> list[str]:
+def write_partitions(
+    df: DataFrame, path: Path, partition_by: list[str], options: dict[str, str] | None = None
+) -> list[str]:
     """Replace exactly the partitions present in ``df`` (dynamic partition overwrite).
 
     Spark stages the files and swaps partitions only when the job commits: a write that fails
-    half-way leaves the previous data of those partitions readable. Returns the leftovers of
+    half-way leaves the previous data of those partitions readable. ``options`` are Parquet
+    writer options (``spark_conf.preset("accepted_parquet")``). Returns the leftovers of
     interrupted earlier writes that were cleaned first.
     """
     with exclusive_writer(path) as removed:
         (
             df.write.mode("overwrite")
             .option("partitionOverwriteMode", "dynamic")
+            .options(**(options or {}))
             .partitionBy(*partition_by)
             .parquet(str(path))
         )
