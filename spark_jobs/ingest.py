@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from musicrec import constants as c
 from musicrec import io
@@ -21,16 +23,18 @@ from musicrec.config import IngestConfig, Interval
 from musicrec.exceptions import MissingInputError, MusicrecError
 from musicrec.ingest import (
     DUP_DATE,
-    accepted_rows,
+    STAGED_QUARANTINE,
     duplicate_copies,
-    flag_duplicates,
     parse,
-    quarantine_rows,
     repeated_hashes,
     route,
+    stage_rows,
+    staged_quarantine,
+    staged_valid,
+    without_copies,
 )
 from musicrec.jobs import base_parser, entry, session_for
-from musicrec.spark import adaptive_execution_off
+from musicrec.schemas import ACCEPTED_SCHEMA
 from musicrec.spark_conf import preset
 from pyspark import StorageLevel
 from pyspark.sql import DataFrame, SparkSession
@@ -83,22 +87,27 @@ def seen_before(spark: SparkSession, cfg: IngestConfig) -> DataFrame | None:
     return ids.distinct()
 
 
-def count_outcomes(routed: DataFrame, copies: DataFrame | None) -> dict:
+def count_outcomes(staged: DataFrame, copies: DataFrame | None) -> dict:
     """Read, duplicates, expected accepted rows per event date and quarantined per reason.
 
-    One aggregate over the cached date and reason columns (a handful of groups); the
-    duplicates, a small frame, carry their own dates; the accepted rows of a date are the
-    difference. Reconciliation compares every date and reason with what was written.
+    Counted from the staged files (one row per line read): one aggregate over the partition
+    column and the quarantine reason (a handful of groups); the duplicate copies, a small
+    frame, carry their own dates; the accepted rows of a date are the difference.
+    Reconciliation compares every date and reason with what was published.
     """
     dups: dict = {}
     if copies is not None:
         per_date = copies.groupBy(DUP_DATE).agg(F.count(F.lit(1)).alias("n"))
         dups = {r[DUP_DATE]: r["n"] for r in per_date.collect()}
-    groups = routed.groupBy(c.EVENT_DATE, c.QUARANTINE_REASON).agg(F.count(F.lit(1)).alias("n"))
+    date = F.col(c.EVENT_DATE)
+    reason = F.when(date.isNull(), F.col(STAGED_QUARANTINE[c.QUARANTINE_REASON]))
+    groups = staged.groupBy(date, reason.alias(c.QUARANTINE_REASON)).agg(
+        F.count(F.lit(1)).alias("n")
+    )
     read, per_day, quarantined = 0, {}, {}
     for r in groups.collect():
         read += r["n"]
-        if r[c.QUARANTINE_REASON] is None:
+        if r[c.EVENT_DATE] is not None:
             per_day[r[c.EVENT_DATE]] = r["n"]
         else:
             quarantined[r[c.QUARANTINE_REASON]] = r["n"]
@@ -111,6 +120,27 @@ def count_outcomes(routed: DataFrame, copies: DataFrame | None) -> dict:
     }
 
 
+def remove_copies(stage: Path, valid: DataFrame, copies: DataFrame) -> None:
+    """Rewrite the staged partitions holding duplicate copies without them.
+
+    Only the event dates with a copy are rewritten (into the staging folder's ``_dedup``, then
+    swapped in); a date left with no row loses its staged folder.
+    """
+    dates = sorted({r[DUP_DATE] for r in copies.select(DUP_DATE).distinct().collect()})
+    fixed = stage / "_dedup"
+    kept = without_copies(valid.where(F.col(c.EVENT_DATE).isin(dates)), copies)
+    io.write_staged(kept, fixed, [c.EVENT_DATE, c.BATCH], preset("accepted_parquet"))
+    for day in dates:
+        name = f"{c.EVENT_DATE}={day.isoformat()}"
+        for old in (stage / name).glob(f"{c.BATCH}=*"):
+            new = fixed / name / old.name
+            if new.is_dir():
+                io.swap_in(new, old)
+            else:
+                shutil.rmtree(old)
+    shutil.rmtree(fixed)
+
+
 def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     started = time.monotonic()
     landing = cfg.data_root / c.LANDING_EVENTS
@@ -121,44 +151,35 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
             raise MissingInputError(f"{len(missing)} landing hour folder(s) missing: {names}")
         log.warning("MISSING landing hours (policy=warn): %s", names)
     batch = cfg.interval.batch_id
-    # Persisted once: counted, de-duplicated, then written (accepted, and quarantine if any)
-    # without re-reading or re-parsing. Repeated hashes and duplicate positions (with their
-    # dates) are small frames, kept too.
-    routed = route(parse(io.read_lines(spark, folders)), cfg).persist(StorageLevel.MEMORY_AND_DISK)
-    seen = seen_before(spark, cfg)
-    copies = None  # every id delivered once: no second pass over the cached ids
-    # Counting the repeated id hashes reads, parses and caches the lines, and counts copies
-    # per hash in the same pass (adaptive execution would build the cache in a stage of its
-    # own and read it back in the next). Declared inside too: a cache's plan is fixed then.
-    with adaptive_execution_off(spark):
-        repeated = repeated_hashes(routed, seen).persist(StorageLevel.MEMORY_AND_DISK)
-        # count(), not isEmpty(): one job over all partitions, not a series of growing ones.
-        some_repeat = repeated.count() > 0
-    if some_repeat:
-        copies = duplicate_copies(routed, seen, repeated).persist(StorageLevel.MEMORY_AND_DISK)
-    expected = count_outcomes(routed, copies)
-    outcome = flag_duplicates(routed, copies)
     accepted_path = cfg.data_root / c.ACCEPTED_EVENTS
     quarantine_path = cfg.data_root / c.QUARANTINE_EVENTS
-    # Quarantine first: writing the accepted table invalidates every cached plan that reads
-    # it, and ``outcome`` does (other batches' ids). Writing accepted last means the cache
-    # serves both writes instead of the whole interval being parsed again (measured: 9 s of
-    # 22 s on 500k lines).
-    if expected["quarantined_by_reason"]:
-        cleaned = io.write_partitions(quarantine_rows(outcome, batch), quarantine_path, [c.BATCH])
-        dropped: list[str] = []
-    else:  # a clean interval: no pass over the cache for nothing, and no stale partition left
-        cleaned, dropped = io.drop_partition(quarantine_path, f"{c.BATCH}={batch}")
-    cleaned += io.write_partitions(
-        accepted_rows(outcome, batch),
-        accepted_path,
-        [c.EVENT_DATE, c.BATCH],
-        preset("accepted_parquet"),
-    )
+    # One pass reads, parses and routes every line and writes it, valid or not, into this
+    # batch's staging folder in the accepted table's own format: the valid rows' files are
+    # published by renaming them, so no line is parsed, cached or written twice. Readers
+    # of the table never see the staging folder; a run failing before the publish step
+    # leaves the table as it was.
+    stage, interrupted = io.staging_for(accepted_path, batch)
+    staged_frame = stage_rows(route(parse(io.read_lines(spark, folders)), cfg), batch)
+    io.write_staged(staged_frame, stage, [c.EVENT_DATE, c.BATCH], preset("accepted_parquet"))
+    staged = io.read_staged(spark, stage, ACCEPTED_SCHEMA)
+    valid = staged_valid(staged)
+    seen = seen_before(spark, cfg)
+    copies = None  # every id delivered once: nothing to rewrite
+    repeated = repeated_hashes(valid, seen).persist(StorageLevel.MEMORY_AND_DISK)
+    # count(), not isEmpty(): one job over all partitions, not a series of growing ones.
+    if repeated.count() > 0:
+        copies = duplicate_copies(valid, seen, repeated).persist(StorageLevel.MEMORY_AND_DISK)
+    expected = count_outcomes(staged, copies)
     if copies is not None:
+        remove_copies(stage, valid, copies)
         copies.unpersist()
     repeated.unpersist()
-    routed.unpersist()
+    if expected["quarantined_by_reason"]:
+        cleaned = io.write_partitions(staged_quarantine(staged, batch), quarantine_path, [c.BATCH])
+        dropped: list[str] = []
+    else:  # a clean interval: no stale partition left
+        cleaned, dropped = io.drop_partition(quarantine_path, f"{c.BATCH}={batch}")
+    cleaned += interrupted + io.publish_staged(stage, accepted_path)
     removed = {"cleaned": cleaned, "dropped": dropped}
     return reconcile(spark, cfg, run_id, folders, missing, expected, started, removed)
 

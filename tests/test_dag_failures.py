@@ -124,13 +124,18 @@ def test_timeout_fails_the_task_and_leaves_no_spark_process(tmp_path):
 
 
 def kill_driver_when_writing(token: str, lake: Path, done: threading.Event, log: list) -> None:
-    """SIGKILL the SparkSubmit JVM once Spark stages output files (or after 90 s at most)."""
+    """SIGKILL the SparkSubmit JVM once Spark writes output files (or after 90 s at most):
+    ingest's staged interval, or a dynamic overwrite's staging folder."""
     started = None
     while not done.is_set():
         jvms = [pid for pid, cmd in processes_with(token) if "SparkSubmit" in cmd]
         if jvms and started is None:
             started = time.monotonic()
-        staging = list(lake.glob("*/.spark-staging-*")) if lake.exists() else []
+        staging = (
+            [*lake.glob("*/.spark-staging-*"), *lake.glob("*/_staging/*/_temporary")]
+            if lake.exists()
+            else []
+        )
         if jvms and (staging or time.monotonic() - started > 90):
             for pid in jvms:
                 os.kill(pid, signal.SIGKILL)
@@ -216,7 +221,8 @@ def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path
     ]
     assert counts[0] == counts[1]
     retry = json.loads((roots["killed"] / c.MANIFESTS / "ingest" / f"{batch}.json").read_text())
-    assert any(".spark-staging-" in p for p in retry["outputs"]["removed_interrupted_writes"])
+    interrupted = retry["outputs"]["removed_interrupted_writes"]
+    assert any("_staging" in p or ".spark-staging-" in p for p in interrupted), interrupted
     # Both applications are over on the cluster: none running, no executor JVM left behind.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

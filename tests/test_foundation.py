@@ -71,26 +71,6 @@ def test_session_has_presets_and_checkpoint_dir(spark):
     assert conf.get("spark.ui.showConsoleProgress") == "false"
 
 
-def test_adaptive_execution_is_off_only_inside_the_block_even_on_error(spark):
-    from musicrec.spark import adaptive_execution_off
-    from pyspark.sql import functions as F
-
-    key = "spark.sql.adaptive.enabled"
-    assert spark.conf.get(key) == "true"
-
-    def adaptive(frame) -> bool:
-        return "AdaptiveSparkPlan" in frame._jdf.queryExecution().executedPlan().toString()
-
-    with adaptive_execution_off(spark):
-        assert spark.conf.get(key) == "false"
-        assert not adaptive(spark.range(100).groupBy((F.col("id") % 3).alias("k")).count())
-    assert spark.conf.get(key) == "true"
-    assert adaptive(spark.range(100).groupBy((F.col("id") % 3).alias("k")).count())
-    with pytest.raises(ZeroDivisionError), adaptive_execution_off(spark):
-        1 / 0  # noqa: B018
-    assert spark.conf.get(key) == "true"
-
-
 def test_cluster_masters_exclude_failing_executors_local_does_not():
     assert (
         spark_conf.default_conf("spark://127.0.0.1:7077")["spark.excludeOnFailure.enabled"]

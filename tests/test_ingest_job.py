@@ -105,11 +105,14 @@ def test_ingesting_one_day_leaves_other_days_untouched(spark, fault_root):
     assert batches == {"20260101T00_24h", "20260102T00_24h"}
 
 
-def test_a_write_failing_half_way_keeps_the_previous_output(spark, fault_root, monkeypatch):
+@pytest.mark.parametrize("step", ["stage_rows", "without_copies"])
+def test_a_write_failing_half_way_keeps_the_previous_output(spark, fault_root, monkeypatch, step):
+    """A task fails while the interval is staged, or while duplicate copies are removed."""
     assert ingest(fault_root) == 0
     before = accepted(spark, fault_root).orderBy("event_id").collect()
+    original = getattr(job, step)
 
-    def poisoned(flagged, batch):
+    def poisoned(*args):
         from pyspark.sql.functions import udf
 
         @udf("string")
@@ -118,16 +121,15 @@ def test_a_write_failing_half_way_keeps_the_previous_output(spark, fault_root, m
                 raise RuntimeError("disk full (injected)")
             return value
 
-        rows = job.__dict__["_original_accepted_rows"](flagged, batch)
-        return rows.withColumn("event_id", explode_late("event_id"))
+        return original(*args).withColumn("event_id", explode_late("event_id"))
 
-    monkeypatch.setitem(job.__dict__, "_original_accepted_rows", job.accepted_rows)
-    monkeypatch.setattr(job, "accepted_rows", poisoned)
+    monkeypatch.setattr(job, step, poisoned)
     assert ingest(fault_root) == c.EXIT_RETRYABLE
     assertDataFrameEqual(accepted(spark, fault_root).orderBy("event_id").collect(), before)
     monkeypatch.undo()
     assert ingest(fault_root) == 0  # and a retry cleans up after the failed attempt
     assert not [f for f in lake_files(fault_root) if "staging" in f]
+    assertDataFrameEqual(accepted(spark, fault_root).orderBy("event_id").collect(), before)
 
 
 def _event_id(line: bytes) -> str | None:
@@ -235,3 +237,21 @@ def test_other_batches_are_the_folders_of_the_window_dates_only(tmp_path):
         "event_date=2026-01-02/batch=b",
     ]
     assert io.other_batches(tmp_path / "absent", date(2026, 1, 1), date(2026, 1, 3), "x") == []
+
+
+def test_a_staged_interval_is_invisible_to_readers_of_the_table(spark, fault_root):
+    """What an ingest stages (here: a copy of the whole table) is not part of the table."""
+    from musicrec import io
+    from musicrec.schemas import ACCEPTED_SCHEMA
+
+    assert ingest(fault_root) == 0
+    table = fault_root / c.ACCEPTED_EVENTS
+    rows = accepted(spark, fault_root).count()
+    folder, removed = io.staging_for(table, "20260102T00_24h")
+    assert removed == []
+    staged = spark.read.schema(ACCEPTED_SCHEMA).parquet(str(table))
+    io.write_staged(staged, folder, [c.EVENT_DATE, c.BATCH], {})
+    assert io.staged_partitions(folder)
+    assert accepted(spark, fault_root).count() == rows
+    assert io.staging_for(table, "20260102T00_24h") == (folder, [str(folder)])
+    assert not folder.exists()

@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from musicrec import constants as c
+from musicrec import io
 from musicrec.config import IngestConfig, Interval
 from musicrec.ingest import (
-    accepted_rows,
     duplicate_copies,
-    flag_duplicates,
     parse,
-    quarantine_rows,
     repeated_hashes,
     route,
+    stage_rows,
+    staged_quarantine,
+    staged_valid,
+    without_copies,
 )
+from musicrec.schemas import ACCEPTED_SCHEMA
 from pyspark.testing import assertDataFrameEqual
 
 pytestmark = pytest.mark.unit
@@ -96,47 +100,67 @@ def test_invalid_utf8_is_quarantined(spark, tmp_path):
     raw = spark.read.text(str(path)).selectExpr("value", "'f' as source_file", "0L as _pos")
     routed = route(parse(raw), CFG)
     assert sorted(r.reason or "ok" for r in routed.collect()) == ["not_utf8", "ok"]
-    quarantined = quarantine_rows(routed, "b").collect()
+    quarantined = staged_quarantine(stage_rows(routed, "b"), "b").collect()
     assert "\ufffd" in quarantined[0].raw_line  # stored as valid UTF-8, bad bytes marked
 
 
-def test_first_delivery_wins_and_seen_ids_are_duplicates(spark):
+def staged(spark, tmp_path, lines, files=None):
+    """Lines routed and staged as the job stages them, read back with each row's identity."""
+    routed = route(parse(lines_frame(spark, lines, files)), CFG)
+    folder = tmp_path / "stage"
+    io.write_staged(stage_rows(routed, "b"), folder, [c.EVENT_DATE, c.BATCH], {})
+    return io.read_staged(spark, folder, ACCEPTED_SCHEMA)
+
+
+def test_staged_quarantine_rows_come_back_as_they_were_routed(spark, tmp_path):
+    lines = [event(), event(ms_played="-5"), "not json", event(event_id='"e2"')]
+    back = staged_quarantine(staged(spark, tmp_path, lines), "b")
+    assert sorted((r.raw_line, r.reason, r.source_file, r.batch) for r in back.collect()) == [
+        ("not json", "malformed_json", "f", "b"),
+        (event(ms_played="-5"), "out_of_range", "f", "b"),
+    ]
+    assert back.where("detail IS NULL").count() == 0
+
+
+def test_first_delivery_wins_and_seen_ids_are_duplicates(spark, tmp_path):
+    late = '"2026-01-04T23:00:00.000Z"'
     lines = [
         event(event_id='"e1"'),
         event(event_id='"e2"'),
         event(event_id='"e1"'),
         event(event_id='"e3"'),
         event(event_id='"e1"', ms_played="-1"),
+        event(event_id='"e4"', user_id='"first"'),
+        event(event_id='"e4"', user_id='"second"'),
+        event(event_id='"e5"', user_id='"today"'),
+        event(event_id='"e5"', user_id='"yesterday"', event_ts=late),
     ]
-    files = ["hour=01/p", "hour=01/p", "hour=00/p", "hour=02/p", "hour=00/p"]
-    routed = route(parse(lines_frame(spark, lines, files)), CFG)
+    files = ["hour=01/p", "hour=01/p", "hour=00/p", "hour=02/p", "hour=00/p"] + ["hour=03/p"] * 4
+    valid = staged_valid(staged(spark, tmp_path, lines, files))
     seen = spark.createDataFrame([("e3",)], "event_id string")
-    flagged = flag_duplicates(routed, duplicate_copies(routed, seen))
-    got = {(r.source_file, r._pos): r._is_duplicate for r in flagged.collect()}
-    # e1: the copy in the earlier hour file wins; the invalid e1 is not a competitor.
-    assert got == {
-        ("hour=01/p", 0): True,
-        ("hour=01/p", 1): False,
-        ("hour=00/p", 2): False,
-        ("hour=02/p", 3): True,
-        ("hour=00/p", 4): False,
-    }
-    accepted = accepted_rows(flagged, "b")
-    assert sorted(r.event_id for r in accepted.collect()) == ["e1", "e2"]
-    assert {r.source_file for r in accepted.where("event_id = 'e1'").collect()} == {"hour=00/p"}
+    copies = duplicate_copies(valid, seen)
+    assert copies.count() == 4
+    kept = without_copies(valid, copies)
+    assert kept.columns == list(ACCEPTED_SCHEMA.fieldNames())
+    # e1: the copy in the earlier hour file wins; the invalid e1 is not a competitor. e3 was
+    # seen before. e4: within a file, the earlier line wins; e5: the earlier event date.
+    assert sorted((r.event_id, r.source_file, r.user_id) for r in kept.collect()) == [
+        ("e1", "hour=00/p", "u1"),
+        ("e2", "hour=01/p", "u1"),
+        ("e4", "hour=03/p", "first"),
+        ("e5", "hour=03/p", "yesterday"),
+    ]
 
 
-def test_nothing_seen_and_no_repeats_means_no_duplicates(spark):
+def test_nothing_seen_and_no_repeats_means_no_duplicates(spark, tmp_path):
     lines = [event(event_id='"a"'), event(event_id='"b"'), event(event_id='"a"', user_id='""')]
-    routed = route(parse(lines_frame(spark, lines, ["hour=00/p"] * 3)), CFG)
-    assert duplicate_copies(routed, None).count() == 0
-    assert repeated_hashes(routed, None).isEmpty()
-    for copies in (duplicate_copies(routed, None), None):  # None: the job's no-repeat path
-        flagged = flag_duplicates(routed, copies)
-        assert [r._is_duplicate for r in flagged.orderBy("_pos").collect()] == [False] * 3
+    valid = staged_valid(staged(spark, tmp_path, lines))
+    assert duplicate_copies(valid, None).count() == 0
+    assert repeated_hashes(valid, None).isEmpty()
+    assert without_copies(valid, duplicate_copies(valid, None)).count() == 2
 
 
-def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark):
+def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark, tmp_path):
     from spark_jobs.ingest import count_outcomes
 
     late = '"2026-01-04T23:00:00.000Z"'
@@ -147,9 +171,9 @@ def test_expected_counts_per_date_leave_out_a_date_with_only_duplicates(spark):
         event(event_id='"old"', event_ts=late),  # accepted by another batch already
         event(event_id='"c"', ms_played="-5"),  # quarantined
     ]
-    routed = route(parse(lines_frame(spark, lines, ["hour=00/p"] * 5)), CFG)
+    stage = staged(spark, tmp_path, lines)
     seen = spark.createDataFrame([("old",)], "event_id string")
-    expected = count_outcomes(routed, duplicate_copies(routed, seen))
+    expected = count_outcomes(stage, duplicate_copies(staged_valid(stage), seen))
     # 2026-01-04 has a valid line but nothing to accept: its partition must not be kept.
     assert expected == {
         "read": 5,

@@ -17,8 +17,6 @@ from musicrec.config import IngestConfig
 from musicrec.schemas import CORRUPT, EVENT_SCHEMA, PARSE_SCHEMA, TEXT_SCHEMA
 
 LINE = "value"  # the column spark.read.text produces
-POS = "_pos"
-DUPLICATE = "_is_duplicate"
 ID_HASH = "_h"
 _J = "_j"
 _MICROS_PER_DAY = 86_400_000_000
@@ -36,7 +34,7 @@ def utc_date(ts: Column) -> Column:
 
 
 def parse(lines: DataFrame) -> DataFrame:
-    """Lines (``value``, ``source_file``, ``_pos``) -> the same plus a typed ``_j`` struct."""
+    """Lines (``value``, ``source_file``) -> the same plus a typed ``_j`` struct."""
     options = {"mode": "PERMISSIVE", "columnNameOfCorruptRecord": CORRUPT}
     return lines.withColumn(_J, F.from_json(F.col(LINE), PARSE_SCHEMA, options))
 
@@ -55,7 +53,8 @@ def _listed(names: list[str], is_bad) -> Column:
 def route(parsed: DataFrame, cfg: IngestConfig) -> DataFrame:
     """Lines -> one row per line: typed fields, ``reason`` (null if valid), ``detail``.
 
-    Columns: ``value`` (raw text, kept only when quarantined), ``source_file``, ``_pos``, the
+    Columns: ``value`` (raw text, kept only when quarantined), the input's other columns
+    (``source_file``, and a line order if the input has one), the
     event fields, ``event_date`` (UTC, valid lines only), ``reason`` and a human ``detail``
     for quarantine.
     """
@@ -132,119 +131,135 @@ def route(parsed: DataFrame, cfg: IngestConfig) -> DataFrame:
     ]
     routed = parsed.withColumn(c.QUARANTINE_REASON, _first_failure(checks))
     routed = routed.withColumn(c.QUARANTINE_DETAIL, _first_failure(details))
-    # The raw text is kept for quarantined lines only: valid lines live on as typed fields,
-    # and not carrying their text halves what the cache holds. Typed fields are flattened to
-    # top-level columns: Spark's columnar cache stores primitive columns compactly but
-    # serializes struct values one by one.
+    # The raw text is kept for quarantined lines only: valid lines live on as typed fields.
     bad = F.col(c.QUARANTINE_REASON).isNotNull()
+    passed = [n for n in parsed.columns if n not in (LINE, _J)]  # source_file, and any order
     return routed.select(
         F.when(bad, line).alias(LINE),
-        F.col(c.SOURCE_FILE),
-        F.col(POS),
+        *passed,
         *[j.getField(f.name).alias(f.name) for f in EVENT_SCHEMA.fields],
-        # Computed once here and cached: counts, duplicates and the write all need it.
         F.when(~bad, utc_date(ts)).alias(c.EVENT_DATE),
-        # The id's hash, cached: the duplicate count then reads a long, not every id string.
-        F.when(~bad, F.xxhash64(j.getField(c.EVENT_ID))).alias(ID_HASH),
         F.col(c.QUARANTINE_REASON),
         F.col(c.QUARANTINE_DETAIL),
     )
 
 
 DUP_DATE = "_date"
+# A staged row's identity: its file and row index (line order within a source file and date).
+FILE = "_file"
+ROW = "_row"
+# A quarantined line is staged in the same files as the valid ones, in the accepted table's
+# own columns (its event_date is null): raw text, reason and detail ride in three strings.
+STAGED_QUARANTINE = {
+    c.RAW_LINE: c.EVENT_ID,
+    c.QUARANTINE_REASON: c.REASON_END,
+    c.QUARANTINE_DETAIL: c.PLATFORM,
+}
 
 
-def _id_copies(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
+def stage_rows(routed: DataFrame, batch: str) -> DataFrame:
+    """Every routed line as one row of the accepted table's schema, partition columns last.
+
+    Valid lines are the rows to accept (duplicates among them are removed from the staged
+    files afterwards); quarantined lines have a null ``event_date`` and carry their raw text,
+    reason and detail as ``STAGED_QUARANTINE`` says (``staged_quarantine`` reads them back;
+    their other columns keep what the parse made of them and are never read). One write of this frame stages the whole interval: no line is parsed twice, nothing cached.
+    """
+    bad = F.col(c.QUARANTINE_REASON).isNotNull()
+    carried = {
+        c.RAW_LINE: F.make_valid_utf8(F.col(LINE)),  # Parquet strings must be valid UTF-8
+        c.QUARANTINE_REASON: F.col(c.QUARANTINE_REASON),
+        c.QUARANTINE_DETAIL: F.col(c.QUARANTINE_DETAIL),
+    }
+    into = {column: carried[what] for what, column in STAGED_QUARANTINE.items()}
+    fields = [
+        F.when(bad, into[f.name]).otherwise(F.col(f.name)).alias(f.name)
+        if f.name in into
+        else F.col(f.name)
+        for f in EVENT_SCHEMA.fields
+    ]
+    return routed.select(
+        *fields, F.col(c.SOURCE_FILE), F.col(c.EVENT_DATE), F.lit(batch).alias(c.BATCH)
+    )
+
+
+def staged_quarantine(staged: DataFrame, batch: str) -> DataFrame:
+    """The quarantined lines of a staged interval, as quarantine table rows."""
+    back = {what: F.col(column).alias(what) for what, column in STAGED_QUARANTINE.items()}
+    return staged.where(F.col(c.EVENT_DATE).isNull()).select(
+        F.col(c.SOURCE_FILE),
+        back[c.RAW_LINE],
+        back[c.QUARANTINE_REASON],
+        back[c.QUARANTINE_DETAIL],
+        F.lit(batch).alias(c.BATCH),
+    )
+
+
+def staged_valid(staged: DataFrame) -> DataFrame:
+    return staged.where(F.col(c.EVENT_DATE).isNotNull())
+
+
+def _id_copies(valid: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
     """Every valid copy of an event id here (``_here`` 1), plus ids seen before (``_here`` 0),
     with the 64-bit hash of the id (``_h``)."""
-    valid = F.col(c.QUARANTINE_REASON).isNull()
-    copies = routed.where(valid).select(
+    copies = valid.select(
         F.col(c.EVENT_ID).alias("_id"),
         F.lit(1).alias("_here"),
         F.col(c.SOURCE_FILE),
-        F.col(POS),
         F.col(c.EVENT_DATE).alias(DUP_DATE),
-        F.col(ID_HASH),
+        F.col(FILE),
+        F.col(ROW),
+        F.xxhash64(F.col(c.EVENT_ID)).alias(ID_HASH),
     )
     if seen_ids is not None:
         earlier = seen_ids.select(
             F.col(c.EVENT_ID).alias("_id"),
             F.lit(0).alias("_here"),
             F.lit(None).cast("string").alias(c.SOURCE_FILE),
-            F.lit(None).cast("long").alias(POS),
             F.lit(None).cast("date").alias(DUP_DATE),
+            F.lit(None).cast("string").alias(FILE),
+            F.lit(None).cast("long").alias(ROW),
             F.xxhash64(F.col(c.EVENT_ID)).alias(ID_HASH),
         )
         copies = copies.unionByName(earlier)
     return copies
 
 
-def repeated_hashes(routed: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
+def repeated_hashes(valid: DataFrame, seen_ids: DataFrame | None) -> DataFrame:
     """Hashes (``_h``) of event ids with more than one valid copy here or seen before.
 
     Ids are nearly always unique: counting copies per 64-bit hash is a hash aggregate on a
     long (no sort, no strings shuffled). A hash collision merely adds a hash here; the exact
     ids are compared in ``duplicate_copies``.
     """
-    hashed = _id_copies(routed, seen_ids)
+    hashed = _id_copies(valid, seen_ids)
     return hashed.groupBy(ID_HASH).count().where(F.col("count") > 1).select(ID_HASH)
 
 
 def duplicate_copies(
-    routed: DataFrame, seen_ids: DataFrame | None, repeated: DataFrame | None = None
+    valid: DataFrame, seen_ids: DataFrame | None, repeated: DataFrame | None = None
 ) -> DataFrame:
-    """Positions (``_pos``) and event dates (``_date``) of valid lines that repeat an event
-    id: a narrow frame.
+    """Staged rows (``_file``, ``_row``) and event dates (``_date``) of valid copies that
+    repeat an event id: a narrow frame.
 
-    The first delivery (earliest file, then line) wins. ``seen_ids`` (column ``event_id``) are
-    ids already delivered before this interval (landing lookback) or accepted by another
-    batch: every valid copy here is then a duplicate. Invalid rows are never duplicates (they
-    are quarantined) and do not compete with valid copies. Only the copies whose hash repeats
+    ``valid`` are staged valid rows with their identity (``io.read_staged``). The first
+    delivery wins: the earliest source file; within a file, the earliest event date, then
+    line order. ``seen_ids`` (column ``event_id``) are ids already delivered before this
+    interval (landing lookback) or accepted by another batch: every copy here is then a
+    duplicate. Quarantined lines never compete. Only the copies whose hash repeats
     (``repeated``, from ``repeated_hashes`` unless given) are ranked, by the exact id.
     """
     if repeated is None:
-        repeated = repeated_hashes(routed, seen_ids)
+        repeated = repeated_hashes(valid, seen_ids)
     # Broadcast: the repeated hashes are few (a whole hour redelivered is 1/24 of a day), and
     # without the hint the planner, not knowing that, shuffles and sorts every valid id.
-    contested = _id_copies(routed, seen_ids).join(F.broadcast(repeated), ID_HASH)
-    first = Window.partitionBy("_id").orderBy("_here", c.SOURCE_FILE, POS)
+    contested = _id_copies(valid, seen_ids).join(F.broadcast(repeated), ID_HASH)
+    first = Window.partitionBy("_id").orderBy("_here", c.SOURCE_FILE, DUP_DATE, FILE, ROW)
     ranked = contested.withColumn("_n", F.row_number().over(first))
-    return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(POS, DUP_DATE)
+    return ranked.where((F.col("_n") > 1) & (F.col("_here") == 1)).select(FILE, ROW, DUP_DATE)
 
 
-def flag_duplicates(routed: DataFrame, copies: DataFrame | None) -> DataFrame:
-    """Add ``_is_duplicate`` to every routed line; ``copies`` from ``duplicate_copies``, or
-    None when no id repeats."""
-    if copies is None:
-        return routed.withColumn(DUPLICATE, F.lit(False))
-    marked = copies.select(F.col(POS), F.lit(True).alias(DUPLICATE))
-    # Positions are 8 bytes each: broadcast them rather than shuffle every routed line.
-    flagged = routed.join(F.broadcast(marked), POS, "left")
-    return flagged.withColumn(DUPLICATE, F.coalesce(F.col(DUPLICATE), F.lit(False)))
-
-
-def accepted_rows(flagged: DataFrame, batch: str) -> DataFrame:
-    """Valid first deliveries as lake rows, partition columns last.
-
-    Filter only after a barrier (persist): a filter on ``reason`` pushed below the parse makes
-    the optimizer inline ``from_json`` once per referenced field (measured: 5x slower).
-    """
-    fields = [F.col(f.name) for f in EVENT_SCHEMA.fields]
-    keep = F.col(c.QUARANTINE_REASON).isNull() & ~F.col(DUPLICATE)
-    return flagged.where(keep).select(
-        *fields,
-        F.col(c.SOURCE_FILE),
-        F.col(c.EVENT_DATE),
-        F.lit(batch).alias(c.BATCH),
-    )
-
-
-def quarantine_rows(routed: DataFrame, batch: str) -> DataFrame:
-    return routed.where(F.col(c.QUARANTINE_REASON).isNotNull()).select(
-        F.col(c.SOURCE_FILE),
-        # Parquet strings must be valid UTF-8: bad bytes become U+FFFD, the reason says so.
-        F.make_valid_utf8(F.col(LINE)).alias(c.RAW_LINE),
-        F.col(c.QUARANTINE_REASON),
-        F.col(c.QUARANTINE_DETAIL),
-        F.lit(batch).alias(c.BATCH),
-    )
+def without_copies(valid: DataFrame, copies: DataFrame) -> DataFrame:
+    """Staged valid rows minus the duplicate copies, as accepted table rows."""
+    kept = valid.join(copies.select(FILE, ROW), [FILE, ROW], "left_anti")
+    return kept.select(*[f.name for f in EVENT_SCHEMA.fields], c.SOURCE_FILE, c.EVENT_DATE, c.BATCH)

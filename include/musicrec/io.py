@@ -19,6 +19,7 @@ from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from musicrec import constants as c
 from musicrec.exceptions import MissingInputError
@@ -50,10 +51,9 @@ def find_hours(landing: Path, hours: Iterable[datetime]) -> tuple[list[Path], li
 
 
 def read_lines(spark: SparkSession, folders: list[Path]) -> DataFrame:
-    """Raw lines with their source file and a position that orders lines within a file."""
+    """Raw lines (``value``) with their source file."""
     if not folders:
-        schema = "value string, source_file string, _pos long"
-        return spark.createDataFrame([], schema)
+        return spark.createDataFrame([], "value string, source_file string")
     raw = spark.read.text([str(f) for f in folders])
     # Relative to the landing root (dt=/hour=/file, the last three path parts): the lake does
     # not depend on where the landing folder is mounted, and the path sorts in delivery order.
@@ -61,7 +61,6 @@ def read_lines(spark: SparkSession, folders: list[Path]) -> DataFrame:
     return raw.select(
         F.col("value"),
         F.substring_index(F.col("_metadata.file_path"), "/", -3).alias(c.SOURCE_FILE),
-        F.monotonically_increasing_id().alias("_pos"),
     )
 
 
@@ -151,6 +150,88 @@ def write_partitions(
             .partitionBy(*partition_by)
             .parquet(str(path))
         )
+    return removed
+
+
+STAGING = "_staging"  # under a table; the underscore keeps Spark readers of the table out
+
+
+def staging_for(table: Path, batch: str) -> tuple[Path, list[str]]:
+    """The batch's private staging folder under a table, and what an earlier attempt left.
+
+    Each batch stages in its own folder, so concurrent batches never touch each other's; a
+    folder already there is an interrupted attempt's (a killed driver) and is removed.
+    """
+    folder = table / STAGING / batch
+    removed = []
+    if folder.exists():
+        shutil.rmtree(folder)
+        removed.append(str(folder))
+        log.warning("removed %s left by an interrupted run", folder)
+    return folder, removed
+
+
+def write_staged(
+    df: DataFrame, folder: Path, partition_by: list[str], options: dict[str, str]
+) -> None:
+    """Write a frame into a fresh staging folder (nobody reads it until it is published)."""
+    df.write.mode("errorifexists").options(**options).partitionBy(*partition_by).parquet(
+        str(folder)
+    )
+
+
+def read_staged(spark: SparkSession, folder: Path, schema: StructType) -> DataFrame:
+    """Staged rows with their identity: ``_file`` and ``_row`` (the row's index in its file)."""
+    return (
+        spark.read.schema(schema)
+        .parquet(str(folder))
+        .select(
+            "*",
+            F.col("_metadata.file_path").alias("_file"),
+            F.col("_metadata.row_index").alias("_row"),
+        )
+    )
+
+
+HIVE_NULL = "__HIVE_DEFAULT_PARTITION__"  # the folder Spark writes a null partition value to
+
+
+def staged_partitions(folder: Path) -> list[Path]:
+    """``event_date=D/batch=B`` folders of a staging folder, except the null date's."""
+    return sorted(
+        p
+        for p in folder.glob(f"{c.EVENT_DATE}=*/{c.BATCH}=*")
+        if p.is_dir() and p.parent.name != f"{c.EVENT_DATE}={HIVE_NULL}"
+    )
+
+
+def swap_in(staged: Path, target: Path) -> None:
+    """Replace a partition folder by a staged one (renames: no data is copied).
+
+    The old folder is renamed aside (a hidden name, which readers skip) before the new one
+    moves in, and deleted after.
+    """
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staged, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def publish_staged(folder: Path, table: Path) -> list[str]:
+    """Move every staged ``event_date=D/batch=B`` folder into the table under the writer lock,
+    replacing the batch's old folder of that date; then remove the staging folder.
+
+    Returns the leftovers of interrupted earlier writes that were cleaned first.
+    """
+    with exclusive_writer(table) as removed:
+        for partition in staged_partitions(folder):
+            swap_in(partition, table / partition.parent.name / partition.name)
+    if folder.exists():  # an interval without a single line writes no folder at all
+        shutil.rmtree(folder)
     return removed
 
 

@@ -34,4 +34,13 @@ TEXT_SCHEMA = T.StructType(
 EVENT_ID_ONLY = T.StructType([T.StructField(c.EVENT_ID, T.StringType(), True)])
 
 ACCEPTED_COLUMNS = [n for n, _ in _EVENT_FIELDS] + [c.SOURCE_FILE, c.EVENT_DATE, c.BATCH]
+# The accepted table (and an ingest's staged rows): event fields, file, partition columns.
+ACCEPTED_SCHEMA = T.StructType(
+    [
+        *EVENT_SCHEMA.fields,
+        T.StructField(c.SOURCE_FILE, T.StringType(), True),
+        T.StructField(c.EVENT_DATE, T.DateType(), True),
+        T.StructField(c.BATCH, T.StringType(), True),
+    ]
+)
 QUARANTINE_COLUMNS = [c.SOURCE_FILE, c.RAW_LINE, c.QUARANTINE_REASON, c.QUARANTINE_DETAIL, c.BATCH]

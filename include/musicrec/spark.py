@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 
 from pyspark.sql import SparkSession
@@ -73,23 +72,6 @@ def build_session(
         "spark session %s on %s (spark %s)", app_name, spark.sparkContext.master, spark.version
     )
     return spark
-
-
-@contextmanager
-def adaptive_execution_off(spark: SparkSession) -> Iterator[None]:
-    """Run the actions inside without adaptive query execution, then restore the setting.
-
-    For an action over a cache not yet built: adaptive execution builds the cache in a stage
-    of its own and reads it back in the next; without it, one stage builds the cache and
-    feeds the rest of the query from the same pass.
-    """
-    key = "spark.sql.adaptive.enabled"
-    before = spark.conf.get(key)
-    spark.conf.set(key, "false")
-    try:
-        yield
-    finally:
-        spark.conf.set(key, before)
 
 
 def jvm_spark_version(spark: SparkSession) -> str:

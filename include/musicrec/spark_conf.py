@@ -43,8 +43,8 @@ BASE: dict[str, tuple[str, str]] = {
     ),
     "spark.sql.inMemoryColumnarStorage.compressed": (
         "false",
-        "ingest caches an interval to read it back at once: compressing it cost 5 s of 30 s "
-        "per 1M lines (measured); MEMORY_AND_DISK spills what does not fit",
+        "jobs cache frames only to read them back in the same run: compressing cost 5 s of "
+        "30 s per 1M lines (measured on a cached ingest interval); MEMORY_AND_DISK spills",
     ),
     "spark.sql.maxConcurrentOutputFileWriters": (
         "4",
