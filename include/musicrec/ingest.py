@@ -163,7 +163,8 @@ def stage_rows(routed: DataFrame, batch: str) -> DataFrame:
     Valid lines are the rows to accept (duplicates among them are removed from the staged
     files afterwards); quarantined lines have a null ``event_date`` and carry their raw text,
     reason and detail as ``STAGED_QUARANTINE`` says (``staged_quarantine`` reads them back;
-    their other columns keep what the parse made of them and are never read). One write of this frame stages the whole interval: no line is parsed twice, nothing cached.
+    their other columns keep what the parse made of them and are never read). One write of
+    this frame stages the whole interval: no line is parsed twice, nothing is cached.
     """
     bad = F.col(c.QUARANTINE_REASON).isNotNull()
     carried = {
