@@ -155,9 +155,10 @@ def ingest(spark: SparkSession, cfg: IngestConfig, run_id: str) -> dict:
     quarantine_path = cfg.data_root / c.QUARANTINE_EVENTS
     # One pass reads, parses and routes every line and writes it, valid or not, into this
     # batch's staging folder in the accepted table's own format: the valid rows' files are
-    # published by renaming them, so no line is parsed, cached or written twice. Readers
-    # of the table never see the staging folder; a run failing before the publish step
-    # leaves the table as it was.
+    # published by renaming them, so no line is parsed twice and nothing is cached (only the
+    # dates that hold duplicate copies are written again, without them). Readers of the
+    # table never see the staging folder; a run failing before the publish step leaves the
+    # table as it was.
     stage, interrupted = io.staging_for(accepted_path, batch)
     staged_frame = stage_rows(route(parse(io.read_lines(spark, folders)), cfg), batch)
     io.write_staged(staged_frame, stage, [c.EVENT_DATE, c.BATCH], preset("accepted_parquet"))
