@@ -135,7 +135,7 @@ def remove_copies(stage: Path, valid: DataFrame, copies: DataFrame) -> None:
         for old in (stage / name).glob(f"{c.BATCH}=*"):
             new = fixed / name / old.name
             if new.is_dir():
-                io.swap_in(new, old)
+                io.replace_dir(new, old)
             else:
                 shutil.rmtree(old)
     shutil.rmtree(fixed)

@@ -28,6 +28,9 @@ SOURCE_FILE = "source_file"
 RAW_LINE = "raw_line"
 QUARANTINE_REASON = "reason"
 QUARANTINE_DETAIL = "detail"
+# A staged row's identity while an interval is ingested: its file and its index in that file.
+STAGED_FILE = "_file"
+STAGED_ROW = "_row"
 
 # --- quarantine reasons (one record, exactly one reason) --------------------------------------
 REASON_EMPTY = "empty_line"

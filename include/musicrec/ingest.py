@@ -14,7 +14,7 @@ from pyspark.sql import types as T
 
 from musicrec import constants as c
 from musicrec.config import IngestConfig
-from musicrec.schemas import CORRUPT, EVENT_SCHEMA, PARSE_SCHEMA, TEXT_SCHEMA
+from musicrec.schemas import ACCEPTED_COLUMNS, CORRUPT, EVENT_SCHEMA, PARSE_SCHEMA, TEXT_SCHEMA
 
 LINE = "value"  # the column spark.read.text produces
 ID_HASH = "_h"
@@ -146,8 +146,8 @@ def route(parsed: DataFrame, cfg: IngestConfig) -> DataFrame:
 
 DUP_DATE = "_date"
 # A staged row's identity: its file and row index (line order within a source file and date).
-FILE = "_file"
-ROW = "_row"
+FILE = c.STAGED_FILE
+ROW = c.STAGED_ROW
 # A quarantined line is staged in the same files as the valid ones, in the accepted table's
 # own columns (its event_date is null): raw text, reason and detail ride in three strings.
 STAGED_QUARANTINE = {
@@ -263,4 +263,4 @@ def duplicate_copies(
 def without_copies(valid: DataFrame, copies: DataFrame) -> DataFrame:
     """Staged valid rows minus the duplicate copies, as accepted table rows."""
     kept = valid.join(copies.select(FILE, ROW), [FILE, ROW], "left_anti")
-    return kept.select(*[f.name for f in EVENT_SCHEMA.fields], c.SOURCE_FILE, c.EVENT_DATE, c.BATCH)
+    return kept.select(*ACCEPTED_COLUMNS)

@@ -187,8 +187,8 @@ def read_staged(spark: SparkSession, folder: Path, schema: StructType) -> DataFr
         .parquet(str(folder))
         .select(
             "*",
-            F.col("_metadata.file_path").alias("_file"),
-            F.col("_metadata.row_index").alias("_row"),
+            F.col("_metadata.file_path").alias(c.STAGED_FILE),
+            F.col("_metadata.row_index").alias(c.STAGED_ROW),
         )
     )
 
@@ -205,22 +205,6 @@ def staged_partitions(folder: Path) -> list[Path]:
     )
 
 
-def swap_in(staged: Path, target: Path) -> None:
-    """Replace a partition folder by a staged one (renames: no data is copied).
-
-    The old folder is renamed aside (a hidden name, which readers skip) before the new one
-    moves in, and deleted after.
-    """
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staged, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def publish_staged(folder: Path, table: Path) -> list[str]:
     """Move every staged ``event_date=D/batch=B`` folder into the table under the writer lock,
     replacing the batch's old folder of that date; then remove the staging folder.
@@ -229,7 +213,7 @@ def publish_staged(folder: Path, table: Path) -> list[str]:
     """
     with exclusive_writer(table) as removed:
         for partition in staged_partitions(folder):
-            swap_in(partition, table / partition.parent.name / partition.name)
+            replace_dir(partition, table / partition.parent.name / partition.name)
     if folder.exists():  # an interval without a single line writes no folder at all
         shutil.rmtree(folder)
     return removed
@@ -279,14 +263,22 @@ def manifest_path(data_root: Path, step: str, key: str) -> Path:
     return data_root / c.MANIFESTS / step / f"{key}.json"
 
 
-def replace_dir(staged: Path, target: Path) -> None:
-    """Swap a fully written folder into place; the old one is kept until the swap is done.
+def _aside(target: Path) -> Path:
+    """Where ``replace_dir`` keeps the old folder during a swap: a hidden name, which Spark
+    readers and partition listings skip (``batch=B.old`` would read as a partition value)."""
+    return target.with_name(f".{target.name}.old")
 
-    A crash between the two renames leaves ``<target>.old``: ``recover_dir`` restores it.
+
+def replace_dir(staged: Path, target: Path) -> None:
+    """Swap a fully written folder into place by renames (no data copied); the old one is kept
+    until the swap is done.
+
+    A crash between the two renames leaves ``.<target>.old``: ``recover_dir`` restores it.
     """
-    old = target.with_name(target.name + ".old")
+    old = _aside(target)
     if old.exists():
         shutil.rmtree(old)
+    target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
         os.replace(target, old)
     os.replace(staged, target)
@@ -295,7 +287,7 @@ def replace_dir(staged: Path, target: Path) -> None:
 
 
 def recover_dir(target: Path) -> None:
-    old = target.with_name(target.name + ".old")
+    old = _aside(target)
     if not target.exists() and old.exists():
         os.replace(old, target)
         log.warning("restored %s from an interrupted swap", target)

@@ -33,7 +33,6 @@ TEXT_SCHEMA = T.StructType(
 )
 EVENT_ID_ONLY = T.StructType([T.StructField(c.EVENT_ID, T.StringType(), True)])
 
-ACCEPTED_COLUMNS = [n for n, _ in _EVENT_FIELDS] + [c.SOURCE_FILE, c.EVENT_DATE, c.BATCH]
 # The accepted table (and an ingest's staged rows): event fields, file, partition columns.
 ACCEPTED_SCHEMA = T.StructType(
     [
@@ -43,4 +42,5 @@ ACCEPTED_SCHEMA = T.StructType(
         T.StructField(c.BATCH, T.StringType(), True),
     ]
 )
+ACCEPTED_COLUMNS = ACCEPTED_SCHEMA.fieldNames()
 QUARANTINE_COLUMNS = [c.SOURCE_FILE, c.RAW_LINE, c.QUARANTINE_REASON, c.QUARANTINE_DETAIL, c.BATCH]
