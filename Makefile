@@ -17,7 +17,7 @@ export SPARK_LOCAL_IP ?= 127.0.0.1
 export PYSPARK_PYTHON := $(abspath $(BIN)/python)
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: help venv dist demo airflow backfill test test-unit lint format bench clean \
+.PHONY: help venv dist demo airflow backfill test test-unit test-prereqs lint format bench clean \
 	cluster-up cluster-down cluster-status
 
 help:
@@ -38,10 +38,11 @@ $(BIN)/.installed: requirements.txt pyproject.toml
 
 venv: $(BIN)/.installed
 
-# The library reaches Spark executors only as this zip (--py-files), never via a shared FS.
-dist/musicrec.zip: $(BIN)/.installed $(shell find include/musicrec -name '*.py')
+# The library reaches Spark executors only as this zip (--py-files), never via a shared FS:
+# the modules the Spark jobs import, nothing else.
+dist/musicrec.zip: $(BIN)/.installed $(shell find include/musicrec spark_jobs -name '*.py')
 	@mkdir -p dist
-	$(BIN)/python scripts/build_pyfiles.py include dist/musicrec.zip
+	$(BIN)/python scripts/build_pyfiles.py include dist/musicrec.zip spark_jobs
 
 dist: dist/musicrec.zip
 
@@ -69,10 +70,14 @@ demo: dist
 # Two workers, whole files each (module fixtures such as the cluster start once), longest
 # files first (tests/conftest.py): Spark and Airflow leave a core idle about 40% of the time.
 TEST_WORKERS ?= 2
-test: dist
+test: test-prereqs dist
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
-test-unit: dist
+# Before anything is installed or run: what the tests need from the machine.
+test-prereqs:
+	@scripts/check_prereqs.sh --tests $(PYTHON)
+
+test-unit: test-prereqs dist
 	$(BIN)/python -m pytest -m "unit" $(PYTEST_ARGS)
 
 lint: venv

@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from musicrec import submit
 from musicrec.generator.interactions import AS_OF, SIZES, interactions, write_table
+from musicrec.runtime import submit
 
 ROOT = Path(__file__).resolve().parents[1]
 RANK, ITERATIONS = 32, 10
@@ -69,7 +69,7 @@ def spark_script(script: str, args: list[str]) -> list[str]:
     return submit.app_command(ROOT / "benchmarks" / script, args)
 
 
-def implicit_fit(train, use_cg: bool, reg: float, alpha: float):  # noqa: ANN001, ANN201
+def implicit_fit(train, use_cg: bool, reg: float, alpha: float):
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
@@ -89,7 +89,7 @@ def implicit_fit(train, use_cg: bool, reg: float, alpha: float):  # noqa: ANN001
         return model, time.monotonic() - started
 
 
-def validation_ndcg(model, fit_part, val_part, users: int = 5000) -> float:  # noqa: ANN001
+def validation_ndcg(model, fit_part, val_part, users: int = 5000) -> float:
     """NDCG@10 of unseen items on a validation split (implicit's own ndcg_at_k breaks with
     scipy >= 1.15, so a few lines of numpy over its batch ``recommend``)."""
     rows = np.flatnonzero(np.diff(val_part.indptr) > 0)[:users]
@@ -103,7 +103,7 @@ def validation_ndcg(model, fit_part, val_part, users: int = 5000) -> float:  # n
     return total / max(len(rows), 1)
 
 
-def implicit_tune(train) -> dict:  # noqa: ANN001
+def implicit_tune(train) -> dict:
     """Its own conventions: regularization not scaled by counts, alpha on the raw rating."""
     from implicit.evaluation import train_test_split
 

@@ -6,7 +6,7 @@ import json
 import sys
 import time
 
-from musicrec.spark import build_session
+from musicrec.runtime.session import build_session
 
 
 def main() -> None:

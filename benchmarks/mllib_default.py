@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from musicrec import io
-from musicrec.spark import build_session
+from musicrec.lake import io
+from musicrec.runtime.session import build_session
 from pyspark.ml.recommendation import ALS
 
 

@@ -23,10 +23,10 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-from musicrec import submit
 from musicrec.generator.cli import generate
 from musicrec.generator.world import WorldSpec
 from musicrec.generator.writer import FaultRates
+from musicrec.runtime import submit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))

@@ -21,10 +21,10 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from musicrec import submit
 from musicrec.generator.cli import generate
 from musicrec.generator.world import WorldSpec
 from musicrec.generator.writer import FaultRates
+from musicrec.runtime import submit
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZES = {"small": 500_000, "medium": 5_000_000, "large": 10_000_000}
@@ -191,7 +191,7 @@ def plots(r: dict, folder: Path) -> list[Path]:
     sizes = [f"{a['size']}\n{a['nnz'] / 1e6:.2g}M pairs" for a in als]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
 
-    def grouped(ax, bars: list[tuple[str, str]], ylabel: str) -> None:  # noqa: ANN001
+    def grouped(ax, bars: list[tuple[str, str]], ylabel: str) -> None:
         width = 0.8 / len(bars)
         for i, (label, key) in enumerate(bars):
             xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(als))]

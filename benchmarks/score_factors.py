@@ -2,7 +2,7 @@
 
     spark-submit benchmarks/score_factors.py <table> <as_of> <factors.npz> <checkpoints>
 
-Same split, same metric code (``spark_jobs/evaluate.py: score_model``) as the product's
+Same split, same metric code (``musicrec.evaluation.ranking.score_model``) as the product's
 evaluate step. Prints one JSON line with the "all" and "new" summaries.
 """
 
@@ -13,13 +13,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from musicrec import io  # noqa: E402
-from musicrec.spark import build_session  # noqa: E402
-
-from spark_jobs.evaluate import score_model  # noqa: E402
+from musicrec.evaluation.ranking import score_model
+from musicrec.lake import io
+from musicrec.runtime.session import build_session
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from airflow.sdk import DAG, Asset, Param, chain
 from airflow.timetables.interval import CronDataIntervalTimetable
+from musicrec.config import ALSConfig, PrepareConfig, PublishConfig, param_schema
 from musicrec.orchestration.notifier import MusicrecAlertNotifier
 from musicrec.orchestration.operators import spark_task
 
@@ -53,6 +54,23 @@ INTERVAL = [
 DAY = "{{ data_interval_start.strftime('%Y-%m-%d') }}"
 MODEL = DATA + "/models/runs/{{ params.item_level }}-" + DAY
 SPLIT = ["--interactions", DATA + "/lake/interactions/{{ params.item_level }}", "--as-of", DAY]
+# The serving store: train (retention), evaluate (the champion) and publish read the same one.
+STORE = [
+    "--database-url",
+    "{{ var.value.get('musicrec_database_url', '') }}",
+    "--reader-role",
+    "{{ var.value.get('musicrec_reader_role', '') }}",
+]
+# Trigger parameters: each default and bound comes from the config module, like the jobs'.
+PARAMS = {
+    name: Param(**param_schema(cls, name))
+    for cls, names in (
+        (ALSConfig, ("rank", "alpha", "reg_param", "max_iter")),
+        (PrepareConfig, ("window_days", "item_level")),
+        (PublishConfig, ("top_n",)),
+    )
+    for name in names
+}
 
 # (task, extra args, execution timeout): timeouts sized to each step on the embedded master.
 STEPS: list[tuple[str, list[str], timedelta]] = [
@@ -82,23 +100,14 @@ STEPS: list[tuple[str, list[str], timedelta]] = [
             "{{ params.reg_param }}",
             "--max-iter",
             "{{ params.max_iter }}",
+            *STORE,
         ],
         timedelta(hours=2),
     ),
-    ("evaluate", [*SPLIT, "--model", MODEL], timedelta(minutes=45)),
+    ("evaluate", [*SPLIT, "--model", MODEL, *STORE], timedelta(minutes=45)),
     (
         "publish",
-        [
-            *SPLIT,
-            "--model",
-            MODEL,
-            "--top-n",
-            "{{ params.top_n }}",
-            "--database-url",
-            "{{ var.value.get('musicrec_database_url', '') }}",
-            "--reader-role",
-            "{{ var.value.get('musicrec_reader_role', '') }}",
-        ],
+        [*SPLIT, "--model", MODEL, "--top-n", "{{ params.top_n }}", *STORE],
         timedelta(minutes=30),
     ),
 ]
@@ -124,17 +133,7 @@ with DAG(
     max_active_runs=1,  # dates build on each other: id dictionaries, champion model
     default_args=default_args,
     tags=["musicrec", "spark", "recommendations"],
-    params={
-        "rank": Param(32, type="integer", minimum=1, maximum=500, description="ALS rank"),
-        "alpha": Param(10.0, type="number", minimum=0, description="confidence scale"),
-        "reg_param": Param(0.05, type="number", minimum=0, description="ALS regParam"),
-        "max_iter": Param(10, type="integer", minimum=1, maximum=100),
-        "window_days": Param(28, type="integer", minimum=2, maximum=365),
-        "item_level": Param("artist", type="string", enum=["artist", "track"]),
-        "top_n": Param(
-            50, type="integer", minimum=1, maximum=500, description="recommendations per user"
-        ),
-    },
+    params=PARAMS,
 ) as dag:
     tasks = [
         spark_task(

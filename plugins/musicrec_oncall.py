@@ -17,6 +17,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import FastAPI
 from fastapi.responses import HTMLResponse
 from musicrec import constants as c
+from musicrec.monitoring import executor_health
 from musicrec.orchestration.links import SparkHistoryLink, history_server_url
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -39,24 +40,17 @@ def recent(limit: int = 200, troubled_only: bool = True) -> list[dict]:
         except ValueError:
             continue
     if troubled_only:
-        rows = [
-            r
-            for r in rows
-            if r.get("executors_removed")
-            or r.get("failed_tasks")
-            or r.get("resubmitted_stages")
-            or r.get("fetch_failures")
-        ]
+        rows = [r for r in rows if executor_health.trouble(r)]
     return rows[::-1][:limit]
 
 
 @app.get("/api/recent")
-def api_recent(all: bool = False, limit: int = 200) -> list[dict]:  # noqa: A002 - query name
+def api_recent(all: bool = False, limit: int = 200) -> list[dict]:
     return recent(limit, troubled_only=not all)
 
 
 @app.get("/", response_class=HTMLResponse)
-def page(all: bool = False) -> str:  # noqa: A002 - query name
+def page(all: bool = False) -> str:
     rows = recent(troubled_only=not all)
     base = history_server_url()
     cells = []

@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from musicrec.spark_conf import DEFAULT_MASTER, MASTER_ENV
+from musicrec.runtime.spark_conf import DEFAULT_MASTER, MASTER_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -1,19 +1,41 @@
 #!/usr/bin/env bash
-# Fails with the install command when Python 3.11+ or Java 17+ is missing.
+# What the two commands need beyond Python packages, checked before anything starts.
+#   check_prereqs.sh [python]          make demo / make venv: Python 3.11+ and Java 17+
+#   check_prereqs.sh --tests [python]  make test, also: PostgreSQL server binaries (throwaway
+#                                      servers) and docker-compose (static check of the file)
+# On a miss: one line per missing piece, then the exact install command, exit 1.
 set -euo pipefail
+tests=0
+if [ "${1:-}" = "--tests" ]; then tests=1; shift; fi
 PY="${1:-python3}"
+missing=()
+packages=()
 if ! command -v "$PY" >/dev/null 2>&1 || ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
-  echo "ERROR: Python 3.11+ is required ($PY). On Debian/Ubuntu: sudo apt-get install -y python3 python3-venv" >&2
-  exit 1
+  missing+=("Python 3.11+ ($PY)"); packages+=(python3 python3-venv)
 fi
-if ! command -v java >/dev/null 2>&1; then
-  echo "ERROR: Java 17+ is required by Spark and was not found." >&2
-  echo "       On Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless" >&2
-  exit 1
+major=""
+if command -v java >/dev/null 2>&1; then
+  major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 fi
-major=$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1)
 if [ -z "$major" ] || [ "$major" -lt 17 ]; then
-  echo "ERROR: Java 17+ is required by Spark; found: $(java -version 2>&1 | head -1)" >&2
-  echo "       On Debian/Ubuntu: sudo apt-get install -y openjdk-17-jre-headless" >&2
+  missing+=("Java 17+ for Spark (found: $(java -version 2>&1 | head -1 || echo none))")
+  packages+=(openjdk-17-jre-headless)
+fi
+if [ "$tests" = 1 ]; then
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    missing+=("PostgreSQL server binaries (initdb, pg_ctl): the tests start throwaway servers")
+    packages+=(postgresql)
+  elif [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
+    missing+=("a 'postgres' system user: initdb refuses to run as root")
+    packages+=(postgresql)
+  fi
+  if ! command -v docker-compose >/dev/null 2>&1; then
+    missing+=("docker-compose: docker-compose.yaml is checked with 'docker-compose config' (no engine needed)")
+    packages+=(docker-compose)
+  fi
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  for m in "${missing[@]}"; do echo "MISSING: $m" >&2; done
+  echo "Install on Debian/Ubuntu: sudo apt-get install -y --no-install-recommends ${packages[*]}" >&2
   exit 1
 fi

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import airflow_local
 from musicrec import constants as c
-from musicrec import submit
 from musicrec.generator.cli import generate, write_catalog
 from musicrec.generator.world import WorldSpec
 from musicrec.generator.writer import FaultRates
+from musicrec.runtime import submit
 
 
 def history(root: Path, start: date, end: date) -> None:

@@ -24,7 +24,7 @@ def main() -> int:
     p.add_argument("--dag-id", default="musicrec_pipeline")
     p.add_argument("--mark-success", default=None, help="regex of task ids not to run")
     args = p.parse_args()
-    from airflow.dag_processing.dagbag import DagBag  # noqa: PLC0415 - after env is set
+    from airflow.dag_processing.dagbag import DagBag  # after the environment is set
 
     bag = DagBag()
     if bag.import_errors:

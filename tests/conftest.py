@@ -35,8 +35,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    from musicrec.spark import build_session
-    from musicrec.spark_conf import TEST_MASTER
+    from musicrec.runtime.session import build_session
+    from musicrec.runtime.spark_conf import TEST_MASTER
 
     session = build_session(
         "musicrec-tests",
@@ -120,7 +120,7 @@ def pg_server():
 def standalone_cluster(tmp_path_factory):
     """A Spark standalone cluster (master, two one-core workers, History Server), as
     ``make cluster-up`` starts it; event logs in ``<shared>/data/spark-events``."""
-    from musicrec.cluster import StandaloneCluster, free_port
+    from musicrec.runtime.cluster import StandaloneCluster, free_port
 
     from tests import procs
 
@@ -145,7 +145,7 @@ def standalone_cluster(tmp_path_factory):
 @pytest.fixture
 def healthy_cluster(standalone_cluster):
     """Both workers up and registered: workers a previous test killed are started again."""
-    from musicrec.cluster import alive, alive_workers
+    from musicrec.runtime.cluster import alive, alive_workers
 
     cluster = standalone_cluster
     for index in range(cluster.workers):

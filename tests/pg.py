@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from musicrec.cluster import free_port
+from musicrec.runtime.cluster import free_port
 
 
 def _bin(name: str) -> str:

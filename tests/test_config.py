@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+import argparse
+import re
+from datetime import UTC, date, datetime
 
 import pytest
-from musicrec.config import IngestConfig, Interval, ValidationConfig, is_batch_id, parse_utc
+from musicrec import config
+from musicrec.config import (
+    ALSConfig,
+    IngestConfig,
+    Interval,
+    PrepareConfig,
+    PublishConfig,
+    ValidationConfig,
+    is_batch_id,
+    parse_utc,
+)
 from musicrec.exceptions import ConfigError
 
 pytestmark = pytest.mark.unit
@@ -55,7 +67,7 @@ def test_ingest_window():
     cfg = IngestConfig(
         data_root=".",
         interval=Interval.for_day(date(2026, 1, 5)),
-        allowed_lateness=timedelta(hours=48),
+        allowed_lateness_hours=48,
     )
     assert cfg.window_start == datetime(2026, 1, 3, tzinfo=UTC)
     assert cfg.window_end == datetime(2026, 1, 6, 0, 15, tzinfo=UTC)
@@ -72,3 +84,43 @@ def test_bad_ingest_config(kwargs):
 def test_bad_validation_config():
     with pytest.raises(ConfigError):
         ValidationConfig(quarantine_max_ratio=1.5)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "message"),
+    [
+        (ALSConfig, {"rank": 1001}, "rank must be <= 1000"),
+        (ALSConfig, {"num_blocks": 0}, "num_blocks must be >= 1"),
+        (PrepareConfig, {"window_days": 1}, "window_days must be >= 2"),
+        (PrepareConfig, {"window_days": 3, "holdout_days": 3}, "holdout_days (3) must be <"),
+        (PrepareConfig, {"epsilon": 0.0}, "epsilon must be > 0"),
+        (PrepareConfig, {"scheme": "sqrt"}, "scheme must be one of"),
+        (PublishConfig, {"top_n": 0}, "top_n must be >= 1"),
+    ],
+)
+def test_every_bound_is_checked_on_construction(cls, kwargs, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        cls(**kwargs)
+
+
+def test_options_and_params_are_generated_from_the_same_settings():
+    """One default and one bound per setting: the jobs' options and the DAG's params agree
+    with the dataclass because both are made from it."""
+    parser = argparse.ArgumentParser()
+    config.add_options(parser, ALSConfig)
+    args = parser.parse_args(["--rank", "8", "--reg-param", "0.5"])
+    built = config.from_options(ALSConfig, args)
+    assert built == ALSConfig(rank=8, reg_param=0.5)
+    assert parser.parse_args([]).max_iter == ALSConfig().max_iter
+    assert config.param_schema(ALSConfig, "rank") == {
+        "default": 32,
+        "type": "integer",
+        "description": "ALS rank (latent factors)",
+        "minimum": 1,
+        "maximum": 1000,
+    }
+    assert config.param_schema(PrepareConfig, "item_level")["enum"] == ["artist", "track"]
+    with pytest.raises(SystemExit):  # argparse refuses a value outside the choices
+        choices = argparse.ArgumentParser()
+        config.add_options(choices, PrepareConfig)
+        choices.parse_args(["--scheme", "sqrt"])

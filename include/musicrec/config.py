@@ -1,11 +1,19 @@
-"""Typed, validated configuration. Frozen dataclasses checked in ``__post_init__``."""
+"""Typed, validated configuration: the one place that holds every default and bound.
+
+Frozen dataclasses checked in ``__post_init__``. A tunable field is declared once with
+``setting`` (default, bounds, help); the jobs' command-line options (``add_options`` /
+``from_options``) and the DAG's trigger parameters (``param_schema``) are generated from it.
+Pure Python: the DAG imports this module at parse time.
+"""
 
 from __future__ import annotations
 
+import argparse
 import re
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from musicrec.exceptions import ConfigError
 
@@ -21,6 +29,126 @@ def parse_utc(value: str) -> datetime:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.astimezone(UTC)
+
+
+# --- settings: a default, its bounds and a help text, declared once ---------------------------
+
+
+@dataclass(frozen=True)
+class Bounds:
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False  # value > minimum, not >=
+    choices: tuple[str, ...] | None = None
+    kind: type | None = None  # the value's type when the default is None
+
+    def check(self, name: str, value: Any) -> None:
+        if value is None:
+            return
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{name} must be one of {self.choices}, not {value!r}")
+        low_ok = (
+            self.minimum is None
+            or value > self.minimum
+            or (not self.exclusive_minimum and value == self.minimum)
+        )
+        if not low_ok:
+            sign = ">" if self.exclusive_minimum else ">="
+            raise ConfigError(f"{name} must be {sign} {self.minimum:g}, not {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{name} must be <= {self.maximum:g}, not {value!r}")
+
+
+def setting(default: Any, help: str, **bounds: Any) -> Any:
+    """A tunable field: its default, bounds (``minimum``, ``maximum``, ``exclusive_minimum``,
+    ``choices``) and help, read by ``__post_init__``, the jobs' options and the DAG's params."""
+    if "choices" in bounds:
+        bounds["choices"] = tuple(bounds["choices"])
+    return field(default=default, metadata={"bounds": Bounds(help, **bounds)})
+
+
+def settings(cls: type) -> dict[str, tuple[Any, Bounds]]:
+    """``{name: (default, bounds)}`` of a config class's tunable fields, in declaration order."""
+    out = {}
+    for f in fields(cls):
+        if "bounds" in f.metadata:
+            out[f.name] = (None if f.default is MISSING else f.default, f.metadata["bounds"])
+    return out
+
+
+def _kind(default: Any, bounds: Bounds) -> type:
+    return bounds.kind or type(default)
+
+
+class Checked:
+    """Base of the config classes: every setting is checked against its bounds on creation."""
+
+    def __post_init__(self) -> None:
+        for name, (_, bounds) in settings(type(self)).items():
+            bounds.check(name, getattr(self, name))
+        self.check()
+
+    def check(self) -> None:
+        """Rules across fields, in subclasses."""
+
+
+def option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, ...] = ()) -> None:
+    """One command-line option per setting of ``cls``: same default, type, choices and help."""
+    group = parser.add_argument_group(cls.__name__)
+    for name, (default, bounds) in settings(cls).items():
+        if name in skip:
+            continue
+        kind = _kind(default, bounds)
+        if kind is bool:
+            group.add_argument(
+                option(name),
+                action=argparse.BooleanOptionalAction,
+                default=default,
+                help=bounds.help,
+            )
+            continue
+        group.add_argument(
+            option(name),
+            dest=name,
+            type=kind,
+            default=default,
+            choices=bounds.choices,
+            help=f"{bounds.help} (default {default})",
+        )
+
+
+def from_options(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
+    """Build ``cls`` from parsed options (its settings) and ``fixed`` values (the others)."""
+    values = {n: getattr(args, n) for n in settings(cls) if hasattr(args, n)}
+    return cls(**{**values, **fixed})
+
+
+_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
+
+
+def param_schema(cls: type, name: str) -> dict[str, Any]:
+    """Keyword arguments of an Airflow ``Param`` for one setting (JSON schema of the value)."""
+    default, bounds = settings(cls)[name]
+    schema: dict[str, Any] = {
+        "default": default,
+        "type": _JSON_TYPES[_kind(default, bounds)],
+        "description": bounds.help,
+    }
+    if bounds.choices is not None:
+        schema["enum"] = list(bounds.choices)
+    if bounds.minimum is not None:
+        schema["exclusiveMinimum" if bounds.exclusive_minimum else "minimum"] = bounds.minimum
+    if bounds.maximum is not None:
+        schema["maximum"] = bounds.maximum
+    return schema
+
+
+# --- run-scoped values ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -74,31 +202,51 @@ def is_batch_id(value: str) -> bool:
     return bool(_BATCH_RE.match(value))
 
 
+# --- the steps' settings ----------------------------------------------------------------------
+
+MISSING_HOURS = ("fail", "warn")
+
+
 @dataclass(frozen=True)
-class IngestConfig:
+class IngestConfig(Checked):
     """How one interval of landing files is routed to accepted / quarantine / duplicates."""
 
     data_root: Path
     interval: Interval
-    # Events may arrive late (offline playback syncs later); older ones are quarantined.
-    allowed_lateness: timedelta = timedelta(hours=48)
-    # Client clocks run ahead a little; further in the future is a bad clock, quarantined.
-    allowed_early: timedelta = timedelta(minutes=15)
-    max_ms_played: int = 4 * 3600 * 1000
-    max_track_duration_ms: int = 4 * 3600 * 1000
-    # At-least-once redelivery: ids seen in this many landing hours before the interval win.
-    dedup_lookback_hours: int = 1
-    missing_hours: str = "fail"  # "fail" or "warn": a missing hour folder is never silent
+    allowed_lateness_hours: float = setting(
+        48.0,
+        "events older than the interval start minus this are quarantined (offline playback "
+        "syncs late); validation checks the same window, read from the ingest manifest",
+        minimum=0,
+        maximum=24 * 30,
+    )
+    allowed_early_minutes: float = setting(
+        15.0,
+        "client clocks run ahead a little; events further in the future are quarantined",
+        minimum=0,
+        maximum=24 * 60,
+    )
+    max_ms_played: int = setting(4 * 3600 * 1000, "longest believable play (ms)", minimum=1)
+    max_track_duration_ms: int = setting(
+        4 * 3600 * 1000, "longest believable track (ms)", minimum=1
+    )
+    dedup_lookback_hours: int = setting(
+        1,
+        "at-least-once redelivery: ids seen in this many landing hours before the interval win",
+        minimum=0,
+        maximum=48,
+    )
+    missing_hours: str = setting(
+        "fail", "a missing landing hour folder fails the run, or is recorded", choices=MISSING_HOURS
+    )
 
-    def __post_init__(self) -> None:
-        if self.missing_hours not in ("fail", "warn"):
-            raise ConfigError(f"missing_hours must be 'fail' or 'warn', not {self.missing_hours!r}")
-        if self.allowed_lateness < timedelta(0) or self.allowed_early < timedelta(0):
-            raise ConfigError("allowed_lateness and allowed_early must be >= 0")
-        if self.max_ms_played <= 0 or self.max_track_duration_ms <= 0:
-            raise ConfigError("max_ms_played and max_track_duration_ms must be > 0")
-        if not 0 <= self.dedup_lookback_hours <= 48:
-            raise ConfigError("dedup_lookback_hours must be within 0..48")
+    @property
+    def allowed_lateness(self) -> timedelta:
+        return timedelta(hours=self.allowed_lateness_hours)
+
+    @property
+    def allowed_early(self) -> timedelta:
+        return timedelta(minutes=self.allowed_early_minutes)
 
     @property
     def window_start(self) -> datetime:
@@ -110,21 +258,23 @@ class IngestConfig:
 
 
 @dataclass(frozen=True)
-class ValidationConfig:
+class ValidationConfig(Checked):
     """Thresholds of the Great Expectations suite run on an interval's accepted data."""
 
-    quarantine_max_ratio: float = 0.01
-    volume_band: float = 0.5  # accepted rows within +-50% of the trailing mean
-    volume_history_days: int = 7
-    min_rows: int = 1
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.quarantine_max_ratio <= 1:
-            raise ConfigError("quarantine_max_ratio must be within [0, 1]")
-        if not self.volume_band > 0:
-            raise ConfigError("volume_band must be > 0")
-        if self.volume_history_days < 1:
-            raise ConfigError("volume_history_days must be >= 1")
+    quarantine_max_ratio: float = setting(
+        0.01, "largest share of an interval's lines that may be quarantined", minimum=0, maximum=1
+    )
+    volume_band: float = setting(
+        0.5,
+        "accepted rows must be within this fraction of the trailing mean",
+        minimum=0,
+        exclusive_minimum=True,
+        maximum=10,
+    )
+    volume_history_days: int = setting(
+        7, "days of earlier intervals the volume band is computed from", minimum=1, maximum=90
+    )
+    min_rows: int = setting(1, "fewest accepted rows an interval may have", minimum=0)
 
 
 ITEM_LEVELS = ("artist", "track")
@@ -132,71 +282,82 @@ SCHEMES = ("log", "linear")
 
 
 @dataclass(frozen=True)
-class PrepareConfig:
+class PrepareConfig(Checked):
     """Binarization and confidence weighting of a trailing window of accepted events.
 
-    ``rating`` fed to MLlib is t(r): log -> log(1 + r / epsilon), linear -> r. MLlib itself
-    applies c = 1 + alpha * |rating| (alpha is a training parameter), so the effective
-    confidence is 1 + alpha * log(1 + r / epsilon) (Hu et al.) or 1 + alpha * r, with alpha
-    applied exactly once.
+    ``rating`` is t(r): log -> log(1 + r / epsilon), linear -> r. The confidence is
+    c = 1 + alpha * rating (alpha is a training parameter, applied once by the trainer), so
+    it is 1 + alpha * log(1 + r / epsilon) (Hu et al.) or 1 + alpha * r.
     """
 
-    window_days: int = 28
-    holdout_days: int = 1
-    item_level: str = "artist"
-    min_ms_played: int = 30_000
-    scheme: str = "log"
-    epsilon: float = 1.0
-    min_user_items: int = 2
-    min_item_users: int = 2
+    window_days: int = setting(
+        28, "days of events, ending at the date, that make the interactions", minimum=2, maximum=365
+    )
+    holdout_days: int = setting(
+        1, "last days of the window held out for evaluation", minimum=1, maximum=30
+    )
+    item_level: str = setting("artist", "what is recommended", choices=ITEM_LEVELS)
+    min_ms_played: int = setting(30_000, "a shorter play is a skip, not a stream (ms)", minimum=0)
+    scheme: str = setting("log", "rating from stream counts", choices=SCHEMES)
+    epsilon: float = setting(
+        1.0, "log scheme: rating = log(1 + r / epsilon)", minimum=0, exclusive_minimum=True
+    )
+    min_user_items: int = setting(2, "users with fewer items are left out", minimum=1)
+    min_item_users: int = setting(2, "items with fewer users are left out", minimum=1)
 
-    def __post_init__(self) -> None:
-        if self.item_level not in ITEM_LEVELS:
-            raise ConfigError(f"item_level must be one of {ITEM_LEVELS}, not {self.item_level!r}")
-        if self.scheme not in SCHEMES:
-            raise ConfigError(f"scheme must be one of {SCHEMES}, not {self.scheme!r}")
-        if self.window_days < 1 or not 0 <= self.holdout_days < self.window_days:
-            raise ConfigError("need window_days >= 1 and 0 <= holdout_days < window_days")
-        if self.epsilon <= 0 or self.min_ms_played < 0:
-            raise ConfigError("epsilon must be > 0 and min_ms_played >= 0")
-        if self.min_user_items < 1 or self.min_item_users < 1:
-            raise ConfigError("minimum supports must be >= 1")
-
-
-@dataclass(frozen=True)
-class ALSConfig:
-    """Spark MLlib implicit ALS parameters (MLlib conventions: ALS-WR regularisation)."""
-
-    rank: int = 32
-    reg_param: float = 0.05
-    alpha: float = 10.0
-    max_iter: int = 10
-    seed: int = 42
-    checkpoint_interval: int = 5
-    num_blocks: int | None = None  # None: derived from the cluster's parallelism
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.rank <= 1000:
-            raise ConfigError("rank must be within 1..1000")
-        if self.reg_param < 0 or self.alpha < 0:
-            raise ConfigError("reg_param and alpha must be >= 0")
-        if self.max_iter < 1 or self.checkpoint_interval < 1:
-            raise ConfigError("max_iter and checkpoint_interval must be >= 1")
-        if self.num_blocks is not None and self.num_blocks < 1:
-            raise ConfigError("num_blocks must be >= 1")
+    def check(self) -> None:
+        if self.holdout_days >= self.window_days:
+            raise ConfigError(
+                f"holdout_days ({self.holdout_days}) must be < window_days ({self.window_days})"
+            )
 
 
 @dataclass(frozen=True)
-class GateConfig:
+class ALSConfig(Checked):
+    """Implicit ALS parameters (MLlib layout: ALS-WR, the regulariser scaled by row counts)."""
+
+    rank: int = setting(32, "ALS rank (latent factors)", minimum=1, maximum=1000)
+    reg_param: float = setting(0.05, "ALS regularisation", minimum=0)
+    alpha: float = setting(10.0, "confidence scale: c = 1 + alpha * rating", minimum=0)
+    max_iter: int = setting(10, "ALS iterations", minimum=1, maximum=100)
+    seed: int = setting(42, "seed of the initial factors and of every split", minimum=0)
+    checkpoint_interval: int = setting(
+        5, "iterations between checkpoints (cuts lineage, bounds lost work)", minimum=1
+    )
+    num_blocks: int | None = setting(
+        None, "blocks per side (default: the cluster's parallelism)", minimum=1, kind=int
+    )
+
+
+GATE_SUBSETS = ("all", "new")
+
+
+@dataclass(frozen=True)
+class GateConfig(Checked):
     """Quality gate: the challenger must beat popularity and not regress the champion."""
 
-    min_lift_over_popularity: float = 1.5
-    max_drop_vs_published: float = 0.10
+    min_lift: float = setting(
+        1.5, "the model's NDCG@10 must be at least this times popularity's", minimum=0
+    )
+    max_drop: float = setting(
+        0.10, "largest allowed drop below the serving model's NDCG@10", minimum=0, maximum=1
+    )
+    gate_subset: str = setting(
+        "all", "holdout the gate reads: all streams, or new items only", choices=GATE_SUBSETS
+    )
     metric: str = "ndcg@10"
-    subset: str = "all"  # "all" streams or "new" items only
 
-    def __post_init__(self) -> None:
-        if self.min_lift_over_popularity < 0 or not 0 <= self.max_drop_vs_published <= 1:
-            raise ConfigError("gate thresholds out of range")
-        if self.subset not in ("all", "new"):
-            raise ConfigError("gate subset must be 'all' or 'new'")
+
+@dataclass(frozen=True)
+class PublishConfig(Checked):
+    """What is published per version, and how many versions and models are kept."""
+
+    top_n: int = setting(50, "recommendations per user", minimum=1, maximum=500)
+    related_n: int = setting(20, "related items per item", minimum=1, maximum=200)
+    keep: int = setting(
+        3,
+        "serving versions kept (the serving one included), in the database and on disk; "
+        "model runs kept besides those they serve",
+        minimum=1,
+        maximum=50,
+    )

@@ -11,7 +11,7 @@ import os
 import signal
 from pathlib import Path
 
-from musicrec.jobs import base_parser, entry, session_for
+from musicrec.runtime.jobs import base_parser, entry, session_for
 
 
 def executor_jvm() -> int:

@@ -9,7 +9,7 @@ JVM, the Python driver and the worker daemons.
 import sys
 import time
 
-from musicrec.spark import build_session
+from musicrec.runtime.session import build_session
 
 
 def nap(x: int) -> int:

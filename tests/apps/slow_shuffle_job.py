@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-from musicrec.spark import build_session
+from musicrec.runtime.session import build_session
 
 TASKS = int(sys.argv[3]) if len(sys.argv) > 3 else 8
 SECONDS = float(sys.argv[4]) if len(sys.argv) > 4 else 2.0

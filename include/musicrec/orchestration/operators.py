@@ -57,7 +57,7 @@ class TailingSparkSubmitHook(SparkSubmitHook):
         if process is not None:
             try:
                 process.wait(timeout=30)
-            except Exception:  # noqa: BLE001 - best effort: reap, never mask the timeout
+            except Exception:  # best effort: reap, never mask the timeout
                 self.log.warning("spark-submit pid %d did not exit after kill", process.pid)
 
     def _process_spark_submit_log(self, itr: Iterator[Any]) -> None:
@@ -144,15 +144,17 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
         health = getattr(self._hook, "health", None)
         if not health:
             return
-        from musicrec.executor_health import headline, lost_executors
+        from musicrec.monitoring.executor_health import headline, trouble
         from musicrec.orchestration.notifier import MusicrecAlertNotifier
 
         self.log.info("%s", headline(health))
         context["ti"].xcom_push(key="executor_health", value=health)
-        if lost_executors(health):
-            # Succeeded, but executors died on the way: seen before it becomes a failure.
-            MusicrecAlertNotifier(kind="executors_lost").notify(
-                {**context, "executor_health": health}
+        reasons = trouble(health)
+        if reasons:
+            # Succeeded, but in trouble on the way (lost executors, failed tasks): seen
+            # before it becomes a failure. The on-call view's filter is the same definition.
+            MusicrecAlertNotifier(kind="spark_trouble").notify(
+                {**context, "executor_health": health, "trouble": reasons}
             )
 
 

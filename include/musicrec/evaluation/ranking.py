@@ -1,0 +1,146 @@
+"""Per-user ranking metrics on a holdout: every user scored and sorted once for both subsets.
+
+"all" ranks every known item against every held-out stream; "new" leaves out the items the
+user streamed in training, from the ranking and from the relevant items. Scoring is the
+model's (``model.scoring``); the metric definitions are ``metrics``'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from musicrec.evaluation import metrics
+from musicrec.model.prepare import ITEM_IDX, USER_IDX
+from musicrec.model.scoring import block_scores, score_blocks
+
+SUBSETS = ("all", "new")
+
+
+def evaluate(
+    spark: SparkSession,
+    users: DataFrame,
+    items: np.ndarray,
+    known: np.ndarray,
+    subsets: tuple[str, ...] = SUBSETS,
+    ks: tuple[int, ...] = metrics.KS,
+) -> DataFrame:
+    """users: (user_idx, features, seen, relevant, weights) -> one row of metrics per user and
+    subset: "all" ranks every known item against every held-out stream; "new" leaves out the
+    items the user streamed in training, from the ranking and from the relevant items.
+
+    Each user is scored and sorted once for both subsets. Users whose relevant list is empty
+    in a subset yield no row for it: their metrics are undefined.
+    """
+    unknown = set(subsets) - set(SUBSETS)
+    if unknown:
+        raise ValueError(f"unknown evaluation subsets {sorted(unknown)}; expected {SUBSETS}")
+    bc_items, bc_known = spark.sparkContext.broadcast(items), spark.sparkContext.broadcast(known)
+    kmax = max(ks)
+    names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
+
+    def subset_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
+        relevant = np.asarray(rec.relevant, dtype=np.int64)
+        weights = np.asarray(rec.weights, dtype=np.float64)
+        keep = relevant < n_items
+        relevant, weights = relevant[keep], weights[keep]
+        seen = np.asarray(rec.seen if rec.seen is not None else [], dtype=np.int64)
+        for subset in subsets:
+            exclude = seen if subset == "new" else None
+            rel, w = relevant, weights
+            if exclude is not None and exclude.size:
+                fresh = ~np.isin(rel, exclude)
+                rel, w = rel[fresh], w[fresh]
+            if rel.size == 0:
+                continue
+            ranked = ranking.top(kmax, exclude)
+            out: dict[str, Any] = {
+                USER_IDX: int(getattr(rec, USER_IDX)),
+                "subset": subset,
+                "n_relevant": int(rel.size),
+            }
+            for k in ks:
+                for name, value in metrics.user_metrics(ranked, rel, k).items():
+                    out[f"{name}@{k}"] = value
+            pr = ranking.percentile_ranks(rel, exclude)
+            out["epr_num"] = float((pr * w).sum())
+            out["epr_den"] = float(w.sum())
+            out["top"] = ranked.astype(np.int32).tolist()
+            yield out
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for pdf in batches:
+            for block in score_blocks(pdf, bc_items.value.shape[0]):
+                scores = block_scores(block, bc_items.value, bc_known.value, exclude_seen=False)
+                rows: list[dict[str, Any]] = []
+                last: Any = None
+                ranking: metrics.Ranking | None = None
+                for row, rec in enumerate(block.itertuples(index=False)):
+                    # Equal user vectors (the popularity baseline) share one sort.
+                    if ranking is None or not np.array_equal(rec.features, last):
+                        ranking, last = metrics.Ranking(scores[row]), rec.features
+                    rows.extend(subset_rows(rec, ranking, scores.shape[1]))
+                if rows:
+                    yield pd.DataFrame(rows)
+
+    schema = (
+        f"{USER_IDX} int, subset string, n_relevant int, "
+        + ", ".join(f"`{n}` double" for n in names)
+        + ", epr_num double, epr_den double, top array<int>"
+    )
+    return users.mapInPandas(run, schema)
+
+
+def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.KS) -> dict:
+    """Means over evaluated users (of one subset), expected percentile rank and coverage."""
+    names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
+    aggs = [F.avg(F.col(f"`{n}`")).alias(n) for n in names]
+    aggs += [
+        F.count(F.lit(1)).alias("users"),
+        F.sum("epr_num").alias("_n"),
+        F.sum("epr_den").alias("_d"),
+    ]
+    row = per_user.agg(*aggs).first()
+    assert row is not None
+    out: dict[str, Any] = {n: float(row[n] or 0.0) for n in names}
+    out["users"] = int(row["users"])
+    out["expected_percentile_rank"] = float(row["_n"] / row["_d"]) if row["_d"] else None
+    for k in ks:
+        distinct = per_user.select(F.explode(F.slice("top", 1, k)).alias("i")).distinct().count()
+        out[f"coverage@{k}"] = distinct / n_items if n_items else 0.0
+    return out
+
+
+def user_rows(user_factors: DataFrame, seen: DataFrame, relevant: DataFrame) -> DataFrame:
+    """(user_idx, features, seen, relevant, weights) for users with relevant items."""
+    seen_lists = seen.groupBy(USER_IDX).agg(F.collect_list(ITEM_IDX).alias("seen"))
+    rel = relevant.groupBy(USER_IDX).agg(
+        F.collect_list(ITEM_IDX).alias("relevant"),
+        F.collect_list(F.col("streams").cast("double")).alias("weights"),
+    )
+    factors = user_factors.select(F.col("id").alias(USER_IDX), "features")
+    return factors.join(rel, USER_IDX).join(seen_lists, USER_IDX, "left")
+
+
+def score_model(
+    spark: SparkSession,
+    user_factors: DataFrame,
+    items: Any,
+    known: Any,
+    train: DataFrame,
+    holdout: DataFrame,
+) -> dict[str, dict]:
+    """Summaries of the "all" and "new" subsets from one scoring pass over the users."""
+    users = user_rows(user_factors, train, holdout)
+    per_user = evaluate(spark, users, items, known).cache()
+    out = {
+        subset: summarize(per_user.where(F.col("subset") == subset), int(known.sum()))
+        for subset in SUBSETS
+    }
+    per_user.unpersist()
+    return out

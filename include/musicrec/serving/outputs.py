@@ -1,0 +1,91 @@
+"""What a published version holds: top-N unseen items per user, related items, item names.
+
+Transforms over frames the publish step reads: the model's factors, the interactions of its
+date (what each user already streamed), the id dictionaries and the accepted events (names).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from musicrec import constants as c
+from musicrec.model import scoring
+from musicrec.model.prepare import ITEM_ID, ITEM_IDX, USER_IDX
+
+
+def item_names(events: DataFrame | None, items: DataFrame, level: str) -> DataFrame:
+    """``items`` with ``item_name``: the name last seen in the events (null if never named)."""
+    if events is None:
+        return items.withColumn("item_name", F.lit(None).cast("string"))
+    key = c.ARTIST_ID if level == "artist" else c.TRACK_ID
+    label = c.ARTIST_NAME if level == "artist" else c.TRACK_NAME
+    named = (
+        events.where(F.col(label).isNotNull())
+        .groupBy(F.col(key).alias(ITEM_ID))
+        .agg(F.max_by(label, c.EVENT_TS).alias("item_name"))
+    )
+    return items.join(named, ITEM_ID, "left")
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero): dot products become cosines."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.where(norms > 0, vectors / np.maximum(norms, 1e-12), 0).astype(np.float32)
+
+
+def recommendations(
+    spark: SparkSession,
+    user_factors: DataFrame,
+    seen_pairs: DataFrame,
+    items: np.ndarray,
+    known: np.ndarray,
+    users_dict: DataFrame,
+    item_table: DataFrame,
+    top_n: int,
+) -> DataFrame:
+    """(user_id, rank, item_id, score, item_name): the best ``top_n`` items each user has
+    not streamed, ranked from 1."""
+    seen = seen_pairs.groupBy(USER_IDX).agg(F.collect_set(ITEM_IDX).alias("seen"))
+    users = user_factors.select(F.col("id").alias(USER_IDX), "features").join(
+        seen, USER_IDX, "left"
+    )
+    recs = scoring.recommend(spark, users, items, known, top_n, exclude_seen=True)
+    return (
+        recs.join(users_dict, USER_IDX)
+        .join(item_table.select(ITEM_IDX, ITEM_ID, "item_name"), ITEM_IDX)
+        .select(c.USER_ID, "rank", ITEM_ID, "score", "item_name")
+    )
+
+
+def related_items(
+    spark: SparkSession, items: np.ndarray, known: np.ndarray, item_table: DataFrame, top_n: int
+) -> DataFrame:
+    """(item_id, rank, related_item_id, similarity, related_item_name): the ``top_n`` nearest
+    items by cosine similarity of item factors, the item itself excluded."""
+    unit = unit_rows(items)
+    item_rows = spark.createDataFrame(
+        [(int(i), unit[i].tolist(), [int(i)]) for i in np.nonzero(known)[0]],
+        f"{USER_IDX} int, features array<float>, seen array<int>",
+    )
+    related = scoring.recommend(spark, item_rows, unit, known, top_n, exclude_seen=True)
+    lookup = item_table.select(ITEM_IDX, ITEM_ID, "item_name")
+    return (
+        related.join(lookup.withColumnRenamed(ITEM_IDX, USER_IDX), USER_IDX)
+        .join(
+            lookup.select(
+                F.col(ITEM_IDX),
+                F.col(ITEM_ID).alias("related_item_id"),
+                F.col("item_name").alias("related_item_name"),
+            ),
+            ITEM_IDX,
+        )
+        .select(
+            ITEM_ID,
+            "rank",
+            "related_item_id",
+            F.col("score").alias("similarity"),
+            "related_item_name",
+        )
+    )

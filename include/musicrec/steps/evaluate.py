@@ -1,0 +1,151 @@
+"""The evaluate step: the model trained up to D-1, scored on what users streamed on D, against
+the most-popular baseline and the serving model (the champion), then the quality gate.
+
+"all" scores every stream in the holdout; "new" only items the user had not streamed in the
+training window (discovery). Writes ``reports/evaluation/<model-id>/{metrics.json,report.html}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from musicrec import config
+from musicrec import constants as c
+from musicrec.config import GateConfig
+from musicrec.evaluation import baselines, ranking, report
+from musicrec.evaluation.gate import decide
+from musicrec.exceptions import DataRejectedError, MissingInputError
+from musicrec.lake import io
+from musicrec.model import factors, scoring
+from musicrec.runtime.jobs import base_parser
+from musicrec.serving.store import Store, add_store_options, store_for
+
+log = logging.getLogger("musicrec.evaluate")
+NAME = "evaluate"
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[GateConfig, argparse.Namespace]:
+    p = base_parser(__doc__)
+    p.add_argument("--model", type=Path, required=True, help="models/runs/<model-id>")
+    p.add_argument("--interactions", type=Path, required=True)
+    p.add_argument("--as-of", required=True)
+    p.add_argument(
+        "--holdout",
+        type=Path,
+        default=None,
+        help="explicit holdout table of the interactions schema (default: the split)",
+    )
+    p.add_argument(
+        "--published-model",
+        type=Path,
+        default=None,
+        help="champion to compare with (default: the one serving now, if any)",
+    )
+    add_store_options(p)
+    config.add_options(p, GateConfig)
+    args = p.parse_args(argv)
+    return config.from_options(GateConfig, args), args
+
+
+def champion(store: Store, as_of: str) -> Path | None:
+    """The serving model, per the serving store, if it is not newer than ``as_of``.
+
+    A newer champion (a backfill re-running an older date) was trained on data that includes
+    this holdout: comparing with it would be leakage, so there is no champion then.
+    """
+    serving = store.serving()
+    if serving is None:
+        return None
+    path = Path(serving["model"])
+    if (serving.get("as_of") or "") > as_of:
+        log.info("serving model %s is newer than %s: not compared", path.name, as_of)
+        return None
+    if not factors.exists(path):
+        log.warning("serving model %s is gone: no champion to compare with", path)
+        return None
+    return path
+
+
+def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict[str, Any]:
+    """Score the model and its baselines; returns the manifest with the gate's decision."""
+    started = time.monotonic()
+    model = factors.load(spark, args.model)
+    train = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_TRAIN).cache()
+    holdout = (
+        spark.read.parquet(str(args.holdout))
+        if args.holdout
+        else io.read_split(spark, args.interactions, args.as_of, c.SPLIT_HOLDOUT)
+    ).cache()
+    if holdout.count() == 0:
+        raise MissingInputError("the holdout is empty: nothing to evaluate on")
+    results: dict[str, dict[str, dict]] = {"all": {}, "new": {}}
+    items, known = scoring.item_matrix(model.items)
+    for subset, values in ranking.score_model(
+        spark, model.users, items, known, train, holdout
+    ).items():
+        results[subset]["als"] = values
+    pop_items, pop_known = baselines.popularity_vector(train)
+    ones = baselines.popularity_users(model.users)
+    for subset, values in ranking.score_model(
+        spark, ones, pop_items, pop_known, train, holdout
+    ).items():
+        results[subset]["popularity"] = values
+    store = store_for(args.data_root, args.database_url, args.reader_role)
+    best = args.published_model or champion(store, args.as_of)
+    if best is not None and best.resolve() != args.model.resolve():
+        served = factors.load(spark, best)
+        citems, cknown = scoring.item_matrix(served.items)
+        scores = ranking.score_model(spark, served.users, citems, cknown, train, holdout)
+        for subset, values in scores.items():
+            results[subset]["published"] = values
+    gated = results[gate.gate_subset]
+    decision = decide(gated["als"], gated["popularity"], gated.get("published"), gate)
+    out_dir = args.data_root / c.REPORTS / "evaluation" / model.model_id
+    out_dir.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "model_id": model.model_id,
+        "model": str(args.model),
+        "as_of": args.as_of,
+        "champion": str(best) if best else None,
+        "results": results,
+        "gate": decision,
+    }
+    io.write_json_atomic(out_dir / "metrics.json", payload)
+    title = f"Evaluation of {model.model_id}"
+    (out_dir / "report.html").write_text(report.render(title, results, decision))
+    return {
+        "step": NAME,
+        "key": model.model_id,
+        "run_id": args.run_id,
+        **payload,
+        "outputs": {
+            "metrics": str(out_dir / "metrics.json"),
+            "report": str(out_dir / "report.html"),
+        },
+        "seconds": round(time.monotonic() - started, 2),
+    }
+
+
+def summary(manifest: dict[str, Any]) -> str:
+    subset = manifest["gate"]["subset"]
+    als, pop = manifest["results"][subset]["als"], manifest["results"][subset]["popularity"]
+    return (
+        f"ALS ndcg@10 {als['ndcg@10']:.4f} vs popularity {pop['ndcg@10']:.4f} ({subset}); "
+        f"report {manifest['outputs']['report']}"
+    )
+
+
+def enforce(manifest: dict[str, Any]) -> None:
+    """A failed gate stops the DAG here (exit 3, not retried): nothing is published."""
+    decision = manifest["gate"]
+    if not decision["passed"]:
+        raise DataRejectedError(
+            "quality gate FAILED, nothing will be published:\n- " + "\n- ".join(decision["reasons"])
+        )

@@ -1,0 +1,157 @@
+"""The prepare step: a trailing window of accepted events to binarized, confidence-weighted
+interactions for implicit ALS.
+
+Writes ``lake/interactions/<level>/as_of=<date>/split=train|holdout`` (train: the window minus
+its last ``holdout_days``; holdout: those days, for evaluation) and extends the persistent
+user and item dictionaries (ids are appended, never renumbered).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from musicrec import config
+from musicrec import constants as c
+from musicrec.config import PrepareConfig
+from musicrec.exceptions import InsufficientHistoryError, MissingInputError
+from musicrec.lake import io, swap
+from musicrec.model.prepare import (
+    ITEM_ID,
+    ITEM_IDX,
+    USER_IDX,
+    attach_ids,
+    extend_dictionary,
+    min_support,
+    stream_counts,
+    with_rating,
+)
+from musicrec.runtime.jobs import base_parser
+
+log = logging.getLogger("musicrec.prepare")
+NAME = "prepare"
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[PrepareConfig, argparse.Namespace]:
+    p = base_parser(__doc__)
+    p.add_argument("--date", type=date.fromisoformat, required=True, help="last day of window")
+    p.add_argument("--accepted", type=Path, default=None, help="accepted events table")
+    config.add_options(p, PrepareConfig)
+    args = p.parse_args(argv)
+    if args.accepted is None:
+        args.accepted = args.data_root / c.ACCEPTED_EVENTS
+    return config.from_options(PrepareConfig, args), args
+
+
+def interactions_path(root: Path, level: str) -> Path:
+    return root / c.INTERACTIONS / level
+
+
+def dictionary_path(root: Path, name: str) -> Path:
+    return root / c.DICTIONARIES / name
+
+
+def read_window(spark: SparkSession, accepted: Path, first: date, last: date) -> DataFrame:
+    if not io.table_exists(accepted):
+        raise MissingInputError(f"no accepted events at {accepted}: run ingest first")
+    events = spark.read.parquet(str(accepted))
+    return events.where(F.col(c.EVENT_DATE).between(F.lit(first), F.lit(last)))
+
+
+def update_dictionary(
+    spark: SparkSession, path: Path, ids: DataFrame, key: str, idx: str
+) -> DataFrame:
+    """Extend the dictionary at ``path`` and swap it in; return the new one."""
+    existing = spark.read.parquet(str(path)) if path.exists() else None
+    extended = extend_dictionary(existing, ids, key, idx)
+    staged = swap.staging(path)
+    extended.coalesce(1).write.parquet(str(staged))
+    swap.swap_in(staged, path)
+    return spark.read.parquet(str(path))
+
+
+def run(
+    spark: SparkSession, cfg: PrepareConfig, root: Path, accepted: Path, as_of: date, run_id: str
+) -> dict[str, Any]:
+    started = time.monotonic()
+    dictionaries = {
+        "users": dictionary_path(root, "users"),
+        "items": dictionary_path(root, f"items_{cfg.item_level}"),
+    }
+    recovered = [line for path in dictionaries.values() for line in swap.recover(path)]
+    first = as_of - timedelta(days=cfg.window_days - 1)
+    cut = as_of - timedelta(days=cfg.holdout_days)  # train: [first, cut], holdout: (cut, as_of]
+    events = read_window(spark, accepted, first, as_of)
+    train_events = events.where(F.col(c.EVENT_DATE) <= F.lit(cut))
+    holdout_events = events.where(F.col(c.EVENT_DATE) > F.lit(cut))
+    train_counts = min_support(stream_counts(train_events, cfg), cfg).cache()
+    holdout_counts = stream_counts(holdout_events, cfg).cache()
+    if train_counts.limit(1).count() == 0:
+        raise InsufficientHistoryError(
+            f"no training interactions in {first}..{cut} (after minimum support): "
+            "nothing to train on yet"
+        )
+    both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
+        holdout_counts.select(c.USER_ID, ITEM_ID)
+    )
+    users = update_dictionary(spark, dictionaries["users"], both, c.USER_ID, USER_IDX)
+    items = update_dictionary(spark, dictionaries["items"], both, ITEM_ID, ITEM_IDX)
+    train = attach_ids(with_rating(train_counts, cfg), users, items).withColumn(
+        "split", F.lit("train")
+    )
+    # Only users the model can know (present in train) can be evaluated on the holdout.
+    known = train_counts.select(c.USER_ID).distinct()
+    holdout = attach_ids(with_rating(holdout_counts.join(known, c.USER_ID), cfg), users, items)
+    out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
+    out = out.withColumn("as_of", F.lit(as_of.isoformat()))
+    target = interactions_path(root, cfg.item_level)
+    io.write_partitions(out.repartition(4, "split"), target, ["as_of", "split"])
+    written = spark.read.parquet(str(target)).where(F.col("as_of") == as_of.isoformat())
+    stats = {
+        row["split"]: row.asDict()
+        for row in written.groupBy("split")
+        .agg(
+            F.count(F.lit(1)).alias("pairs"),
+            F.countDistinct(USER_IDX).alias("users"),
+            F.countDistinct(ITEM_IDX).alias("items"),
+            F.sum("streams").alias("streams"),
+        )
+        .collect()
+    }
+    return {
+        "step": NAME,
+        "key": f"{cfg.item_level}_{as_of}",
+        "run_id": run_id,
+        "as_of": as_of.isoformat(),
+        "config": vars(cfg),
+        "inputs": {
+            "accepted": str(accepted),
+            "event_dates": [first.isoformat(), as_of.isoformat()],
+            "train_dates": [first.isoformat(), cut.isoformat()],
+        },
+        "outputs": {
+            "interactions": str(target),
+            "partition": f"as_of={as_of.isoformat()}",
+            "users_dictionary": str(dictionaries["users"]),
+            "items_dictionary": str(dictionaries["items"]),
+            "recovered": recovered,
+        },
+        "counts": {
+            "events_in_window": events.count(),
+            "train": stats.get("train"),
+            "holdout": stats.get("holdout"),
+            "holdout_users_without_train": holdout_counts.join(known, c.USER_ID, "left_anti")
+            .select(c.USER_ID)
+            .distinct()
+            .count(),
+        },
+        "seconds": round(time.monotonic() - started, 2),
+    }

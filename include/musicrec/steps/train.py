@@ -1,0 +1,115 @@
+"""The train step: implicit ALS on a prepared interactions table, saved as a versioned model.
+
+The model is written to a staging folder and swapped into ``models/runs/<model-id>`` only
+when complete (``lake.swap``), so a failed run never destroys the last good model; a swap
+interrupted by a crash is undone at the start of the next run. Model runs beyond the
+retention rule (``serving.retention``) are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import SparkSession
+
+from musicrec import config
+from musicrec import constants as c
+from musicrec.config import ALSConfig, PublishConfig
+from musicrec.exceptions import MissingInputError
+from musicrec.lake import io, swap
+from musicrec.model import factors, mllib, search
+from musicrec.runtime.jobs import base_parser
+from musicrec.serving import retention
+from musicrec.serving.store import add_store_options, store_for
+
+log = logging.getLogger("musicrec.train")
+NAME = "train"
+
+
+def _floats(text: str) -> list[float]:
+    return [float(x) for x in text.split(",") if x]
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[ALSConfig, argparse.Namespace]:
+    p = base_parser(__doc__)
+    p.add_argument("--interactions", type=Path, required=True, help="prepared interactions table")
+    p.add_argument("--as-of", required=True, help="as_of partition to train on (its train split)")
+    p.add_argument("--model-id", default=None, help="default: <table name>-<as-of>")
+    config.add_options(p, ALSConfig)
+    p.add_argument("--search", action="store_true", help="grid search on a validation split")
+    p.add_argument("--search-ranks", default="16,32")
+    p.add_argument("--search-reg-params", default="0.01,0.1")
+    p.add_argument("--search-alphas", default="5,20")
+    config.add_options(p, PublishConfig, skip=("top_n", "related_n"))
+    add_store_options(p)
+    args = p.parse_args(argv)
+    args.model_id = args.model_id or f"{args.interactions.name}-{args.as_of}"
+    return config.from_options(ALSConfig, args), args
+
+
+def model_dir(root: Path, model_id: str) -> Path:
+    return root / c.MODELS / "runs" / model_id
+
+
+def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    target = model_dir(args.data_root, args.model_id)
+    recovered = swap.recover(target)
+    data = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_TRAIN).cache()
+    pairs = data.count()
+    if pairs == 0:
+        raise MissingInputError(f"no train interactions for as_of={args.as_of}")
+    trials: list[dict] = []
+    if args.search:
+        work = args.data_root / c.MODELS / "search" / args.model_id
+        shutil.rmtree(work, ignore_errors=True)  # a re-run searches afresh
+        grid = search.grid(
+            [int(r) for r in _floats(args.search_ranks)],
+            _floats(args.search_reg_params),
+            _floats(args.search_alphas),
+        )
+        cfg, trials = search.search(spark, data, cfg, grid, mllib.fit, work)
+    users, items, fit_seconds = mllib.fit(spark, data, cfg)
+    metadata = {
+        "model_id": args.model_id,
+        "layout": "mllib",
+        "params": vars(cfg),
+        "implicit_prefs": True,
+        "num_blocks": mllib.num_blocks(spark, cfg),
+        "storage": [mllib.INTERMEDIATE_STORAGE, mllib.FINAL_STORAGE],
+        "data": {
+            "interactions": str(args.interactions),
+            "as_of": args.as_of,
+            "pairs": pairs,
+            "users": users.count(),
+            "items": items.count(),
+        },
+        "search": trials,
+        "spark_version": spark.version,
+        "master": spark.sparkContext.master,
+        "timings": {"fit_seconds": round(fit_seconds, 2)},
+    }
+    staged = swap.staging(target)
+    factors.write_frames(staged, users, items)
+    metadata["timings"]["total_seconds"] = round(time.monotonic() - started, 2)
+    factors.write_metadata(staged, metadata)
+    swap.swap_in(staged, target)
+    data.unpersist()
+    store = store_for(args.data_root, args.database_url, args.reader_role)
+    kept = retention.protected_models(store) | {args.model_id}
+    removed = retention.prune_models(target.parent, kept, args.keep)
+    return {
+        "step": NAME,
+        "key": args.model_id,
+        "run_id": args.run_id,
+        **metadata,
+        "path": str(target),
+        "recovered": recovered,
+        "retention_removed_models": removed,
+    }

@@ -1,0 +1,94 @@
+"""The benchmark report: Markdown tables and the plot from a results file of the set shape."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import run as bench
+
+ALS = {
+    "size": "small",
+    "users": 20,
+    "items": 4,
+    "nnz": 200_000,
+    "rank": 32,
+    "iterations": 10,
+    "train_s": 15.0,
+    "mllib_default_s": 24.0,
+    "implicit_cg_s": 0.9,
+    "implicit_cholesky_s": 1.6,
+    "gflops_per_s": 0.45,
+    "peak_rss_mb": 2500.0,
+    "ndcg10": 0.21,
+    "map10": 0.15,
+    "precision10": 0.05,
+    "implicit_ndcg10": 0.23,
+    "popularity_ndcg10": 0.07,
+    "repetitions": 3,
+    "date": "2026-11-28T00:00:00+00:00",
+    "git_commit": "abc1234",
+}
+RESULT = {
+    "date": "2026-11-28T00:00:00+00:00",
+    "git_commit": "abc1234",
+    "machine": {"cores": 2, "memory_gb": 24, "java": "17", "spark": "4.1.3"},
+    "ingest": {
+        "events": 5_000_000,
+        "events_per_s": 60_000.0,
+        "bare_events_per_s": 120_000.0,
+        "ratio_vs_bare": 0.5,
+        "repetitions": 3,
+    },
+    "als": [ALS, {**ALS, "size": "medium", "nnz": 1_500_000, "ndcg10": 0.15}],
+    "pipeline": {
+        "events_per_day": 1_000_000,
+        "window_days": 28,
+        "wall_s": 600.0,
+        "task_s": {"ingest": 60.0, "train": 100.0},
+        "airflow_overhead_s": 30.0,
+    },
+}
+
+
+@pytest.mark.unit
+def test_markdown_has_a_row_per_measurement():
+    text = bench.markdown(RESULT)
+    assert "| 5,000,000 | 60,000 | 120,000 | 0.50 | 3 |" in text
+    rows = [
+        line
+        for line in text.splitlines()
+        if line.startswith("| small") or line.startswith("| medium")
+    ]
+    assert len(rows) == 2 and "0.210" in rows[0] and "0.150" in rows[1]
+    assert "| 1,000,000 | 28 d | 600 | ingest 60, train 100 | 30 |" in text
+
+
+@pytest.mark.unit
+def test_plot_is_written_for_the_als_sizes(tmp_path):
+    (path,) = bench.plots(json.loads(json.dumps(RESULT)), tmp_path)
+    assert path.name == "als.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert path.stat().st_size > 10_000
+    assert bench.plots({**RESULT, "als": []}, tmp_path / "none") == []
+
+
+def test_failure_text_keeps_the_traceback_not_the_shutdown_logs():
+    from musicrec.runtime.submit import failure_text
+
+    stderr = "\n".join(
+        ["26/11/28 09:54:46 INFO SparkEnv: Registering MapOutputTracker"] * 5
+        + ["Traceback (most recent call last):", "AttributeError: no attribute 'Ranking'"]
+        + ["26/11/28 09:54:47 WARN Utils: shutdown hook"] * 500
+        + ["26/11/28 09:54:47 ERROR Executor: task failed"]
+    )
+    text = failure_text(stderr)
+    assert text.splitlines() == [
+        "Traceback (most recent call last):",
+        "AttributeError: no attribute 'Ranking'",
+        "26/11/28 09:54:47 ERROR Executor: task failed",
+    ]

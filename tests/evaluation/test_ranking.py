@@ -1,0 +1,61 @@
+"""Per-user ranking on a holdout: one scoring pass for both subsets, checked by brute force."""
+
+from __future__ import annotations
+
+import pytest
+from musicrec.evaluation import ranking
+
+pytestmark = pytest.mark.unit
+
+
+def test_one_evaluation_pass_matches_per_subset_brute_force(spark):
+    """Both subsets from one scoring pass equal masking-and-ranking each subset separately."""
+    import numpy as np
+    from musicrec.evaluation import metrics
+
+    rng = np.random.default_rng(3)
+    n_users, n_items, rank = 30, 40, 3
+    items = rng.standard_normal((n_items, rank)).astype(np.float32)
+    known = rng.random(n_items) > 0.1
+    factors = rng.standard_normal((n_users, rank)).astype(np.float32)
+    factors[::7] = factors[0]  # equal user vectors share one sort: must not leak between users
+    seen = {u: rng.choice(n_items, 8, replace=False).tolist() for u in range(n_users)}
+    relevant = {u: rng.choice(n_items, 4, replace=False).tolist() for u in range(n_users)}
+    relevant[5] = seen[5][:4]  # nothing new for user 5: no "new" row
+    rows = [
+        (u, factors[u].tolist(), seen[u], relevant[u], [float(i + 1) for i in range(4)])
+        for u in range(n_users)
+    ]
+    users = spark.createDataFrame(
+        rows,
+        "user_idx int, features array<float>, seen array<int>, relevant array<int>, "
+        "weights array<double>",
+    )
+    got = {
+        (r.user_idx, r.subset): r
+        for r in ranking.evaluate(spark, users.repartition(3), items, known).collect()
+    }
+    assert (5, "new") not in got and (5, "all") in got
+    for u in range(n_users):
+        scores = items @ factors[u]
+        scores[~known] = -np.inf
+        for subset in ranking.SUBSETS:
+            rel = np.array(relevant[u])
+            w = np.arange(1.0, 5.0)
+            if subset == "new":
+                scores = scores.copy()
+                scores[seen[u]] = -np.inf
+                keep = ~np.isin(rel, seen[u])
+                rel, w = rel[keep], w[keep]
+            if rel.size == 0:
+                continue
+            order = sorted(np.flatnonzero(np.isfinite(scores)), key=lambda i: (-scores[i], i))
+            row = got[(u, subset)]
+            assert row.top == [int(i) for i in order[:50]]
+            for k in metrics.KS:
+                expected = metrics.user_metrics(np.array(order), rel, k)
+                assert row[f"ndcg@{k}"] == pytest.approx(expected["ndcg"])
+                assert row[f"map@{k}"] == pytest.approx(expected["map"])
+            position = {item: p / (len(order) - 1) for p, item in enumerate(order)}
+            pr = np.array([position.get(i, 1.0) for i in rel])
+            assert row.epr_num == pytest.approx(float((pr * w).sum()), rel=1e-6)

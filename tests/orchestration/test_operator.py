@@ -1,0 +1,54 @@
+"""The Spark operator maps a real spark-submit's exit code to retry or fail-fast."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from musicrec import constants as c
+from musicrec.orchestration.operators import spark_task
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.airflow
+APP = ROOT / "tests" / "apps" / "exit_with.py"
+
+
+@pytest.fixture
+def connection(monkeypatch):
+    from musicrec.runtime import submit
+
+    monkeypatch.setenv("PATH", submit.environment()["PATH"])  # spark-submit of this venv
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SPARK_DEFAULT",
+        json.dumps({"conn_type": "spark", "host": "local[1]", "extra": {"deploy-mode": "client"}}),
+    )
+
+
+def submit(code: int) -> None:
+    task = spark_task(
+        f"exit_{code}", str(APP), [str(code)], str(ROOT / "dist" / "musicrec.zip"), retries=2
+    )
+    task.execute({})
+
+
+@pytest.mark.parametrize("code", c.NON_RETRYABLE_EXIT_CODES)
+def test_non_retryable_exit_codes_fail_fast_with_the_last_lines(connection, code):
+    with pytest.raises(AirflowFailException, match="NOT RETRYABLE") as failure:
+        submit(code)
+    assert f"exit code {code}" in str(failure.value)
+    assert f"exiting with {code} on purpose" in str(failure.value)
+
+
+def test_other_failures_are_left_to_airflow_retries(connection):
+    with pytest.raises(AirflowException) as failure:
+        submit(c.EXIT_RETRYABLE)
+    assert not isinstance(failure.value, AirflowFailException)
+    assert "exit code 1" in str(failure.value)
+
+
+def test_a_missing_connection_is_refused_instead_of_defaulting_to_yarn(monkeypatch):
+    monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
+    with pytest.raises(AirflowFailException, match="not defined"):
+        submit(0)

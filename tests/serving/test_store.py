@@ -1,0 +1,243 @@
+"""The serving store on a real PostgreSQL server and on SQLite: atomic switch, crash safety,
+least privilege, hostile identifiers, rollback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from musicrec.exceptions import ConfigError
+from musicrec.serving.store import PostgresStore, SqliteStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_version(root: Path, marker: float, users: int = 3000) -> Path:
+    """A version whose every score equals ``marker``: a reader can tell versions apart."""
+    n = users * 10
+    recs = pa.table(
+        {
+            "user_id": [f"u{i // 10}" for i in range(n)],
+            "rank": [i % 10 + 1 for i in range(n)],
+            "item_id": [f"i{i % 97}" for i in range(n)],
+            "score": [marker] * n,
+            "item_name": [f"Artist {i % 97}" for i in range(n)],
+        }
+    )
+    related = pa.table(
+        {
+            "item_id": ["i1", "i1"],
+            "rank": [1, 2],
+            "related_item_id": ["i2", "i3"],
+            "similarity": [marker, marker],
+            "related_item_name": ["B", None],
+        }
+    )
+    items = pa.table({"item_id": ["i1", "i2"], "item_name": ["A", "B"], "streams": [5, 3]})
+    folder = root / f"v{marker}"
+    for kind, table in (("recommendations", recs), ("related_items", related), ("items", items)):
+        (folder / kind).mkdir(parents=True)
+        pq.write_table(table, folder / kind / "part-0.parquet")
+    return folder
+
+
+@pytest.fixture
+def pg_db(pg_server):
+    """A fresh database owned by a publisher role, plus a reader role, per test."""
+    name = f"serving_{time.monotonic_ns()}"
+    with psycopg.connect(pg_server.url(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+        for role in ("publisher", "reader"):
+            conn.execute(
+                f"DO $$BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object "
+                "THEN NULL; END$$"
+            )
+    with psycopg.connect(pg_server.url(db=name), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA serving AUTHORIZATION publisher")
+        conn.execute("ALTER ROLE publisher SET search_path = serving")
+        conn.execute("ALTER ROLE reader SET search_path = serving")
+        conn.execute("GRANT USAGE ON SCHEMA serving TO reader")
+    return {
+        "publisher": pg_server.url("publisher", db=name),
+        "reader": pg_server.url("reader", db=name),
+    }
+
+
+def pg_store(pg_db) -> PostgresStore:
+    return PostgresStore(reader_role="reader", url=pg_db["publisher"])
+
+
+def poll(read, stop: threading.Event, seen: list) -> None:
+    while not stop.is_set():
+        try:
+            seen.append(read())
+        except Exception as exc:  # recorded: the test asserts on it
+            seen.append(("error", repr(exc)))
+
+
+@pytest.mark.postgres
+def test_pg_switch_is_atomic_under_a_polling_reader(pg_db, tmp_path):
+    store = pg_store(pg_db)
+    store.publish("v1", "m1", write_version(tmp_path, 1.0))
+    stop, seen = threading.Event(), []
+    with psycopg.connect(pg_db["reader"], autocommit=True) as conn:
+
+        def read():
+            return conn.execute(
+                "SELECT count(*), min(score), max(score) FROM recommendations"
+            ).fetchone()
+
+        reader = threading.Thread(target=poll, args=(read, stop, seen))
+        reader.start()
+        store.publish("v2", "m2", write_version(tmp_path, 2.0, users=4000))
+        store.publish("v3", "m3", write_version(tmp_path, 3.0, users=2000))
+        time.sleep(0.2)
+        stop.set()
+        reader.join()
+    assert len(seen) > 10
+    allowed = {(30000, 1.0, 1.0), (40000, 2.0, 2.0), (20000, 3.0, 3.0)}
+    assert set(seen) <= allowed, set(seen) - allowed
+    assert (20000, 3.0, 3.0) in seen
+
+
+@pytest.mark.postgres
+def test_pg_publisher_killed_mid_load_leaves_old_version(pg_db, tmp_path):
+    store = pg_store(pg_db)
+    store.publish("v1", "m1", write_version(tmp_path, 1.0))
+    folder = write_version(tmp_path, 2.0)
+    script = f"""
+import os
+from musicrec.serving import store as serving
+store = serving.PostgresStore(reader_role="reader", url={pg_db["publisher"]!r})
+original = store.load
+def dying_load(cur, table, columns, path):
+    original(cur, table, columns, path)
+    os._exit(9)  # killed with the COPY done and the transaction open
+store.load = dying_load
+store.publish("v2", "m2", __import__("pathlib").Path({str(folder)!r}))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 9, done.stderr
+    assert store.current() == "v1"
+    with psycopg.connect(pg_db["reader"]) as conn:
+        assert conn.execute("SELECT min(score), count(*) FROM recommendations").fetchone() == (
+            1.0,
+            30000,
+        )
+        tables = {
+            r[0]
+            for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'serving'")
+        }
+    assert not [t for t in tables if t.endswith("__v2")]
+    store.publish("v2", "m2", folder)  # the next run succeeds
+    assert store.current() == "v2"
+
+
+@pytest.mark.postgres
+def test_pg_reader_has_select_only_after_switches(pg_db, tmp_path):
+    store = pg_store(pg_db)
+    store.publish("v1", "m1", write_version(tmp_path, 1.0))
+    store.publish("v2", "m2", write_version(tmp_path, 2.0))
+    with psycopg.connect(pg_db["reader"], autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM related_items").fetchone() == (2,)
+        assert conn.execute("SELECT item_name FROM items WHERE item_id = 'i1'").fetchone() == ("A",)
+        for statement in (
+            "INSERT INTO recommendations VALUES ('x', 1, 'y', 0, NULL)",
+            "DELETE FROM items",
+            "CREATE TABLE serving.evil (x int)",
+            "DROP VIEW recommendations",
+            'SELECT * FROM "recommendations__v2"',
+            "SELECT * FROM serving_versions",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+
+@pytest.mark.postgres
+def test_pg_hostile_version_is_an_identifier_not_sql(pg_db, tmp_path):
+    store = pg_store(pg_db)
+    hostile = 'x"; DROP TABLE serving_versions; --'
+    store.publish(hostile, "m", write_version(tmp_path, 1.0))
+    assert store.current() == hostile
+    with psycopg.connect(pg_db["publisher"]) as conn:
+        assert conn.execute("SELECT count(*) FROM serving_versions").fetchone() == (1,)
+    with pytest.raises(ConfigError):
+        store.publish("v" * 41, "m", write_version(tmp_path, 2.0))
+
+
+@pytest.mark.postgres
+def test_pg_rollback_and_retention(pg_db, tmp_path):
+    store = pg_store(pg_db)
+    for v in (1.0, 2.0, 3.0, 4.0):
+        store.publish(f"v{int(v)}", "m", write_version(tmp_path, v), keep=3)
+    assert [v["version"] for v in store.versions()] == ["v2", "v3", "v4"]
+    store.rollback("v2")
+    with psycopg.connect(pg_db["reader"]) as conn:
+        assert conn.execute("SELECT max(score) FROM recommendations").fetchone() == (2.0,)
+    with pytest.raises(ConfigError):
+        store.rollback("v1")
+
+
+@pytest.mark.unit
+def test_sqlite_default_publish_switch_rollback(tmp_path):
+    import sqlite3
+
+    store = SqliteStore(path=tmp_path / "serving.db")
+    store.publish("v1", "m1", write_version(tmp_path, 1.0), as_of="2026-01-01")
+    stop, seen = threading.Event(), []
+    conn = sqlite3.connect(tmp_path / "serving.db", check_same_thread=False)
+
+    def read():
+        return conn.execute(
+            "SELECT count(*), min(score), max(score) FROM recommendations"
+        ).fetchone()
+
+    reader = threading.Thread(target=poll, args=(read, stop, seen))
+    reader.start()
+    store.publish("v2", "m2", write_version(tmp_path, 2.0, users=1000), as_of="2026-01-02")
+    deadline = time.monotonic() + 30
+    while (10000, 2.0, 2.0) not in seen and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the reader has seen the new version
+    stop.set()
+    reader.join()
+    assert len(seen) > 10 and (10000, 2.0, 2.0) in seen, seen[-3:]
+    assert set(seen) <= {(30000, 1.0, 1.0), (10000, 2.0, 2.0)}, set(seen)
+    assert store.serving()["as_of"] == "2026-01-02" and store.serving()["model"] == "m2"
+    store.rollback("v1")
+    assert conn.execute("SELECT max(score) FROM recommendations").fetchone() == (1.0,)
+    assert store.serving() | {"published_at": None} == {
+        "version": "v1",
+        "model": "m1",
+        "as_of": "2026-01-01",
+        "current": True,
+        "published_at": None,
+    }
+    index = conn.execute("SELECT name FROM sqlite_master WHERE type='index'").fetchall()
+    assert ("recommendations__v2__i0",) in index
+
+
+@pytest.mark.unit
+def test_a_registry_from_before_as_of_gains_the_column(tmp_path):
+    import sqlite3
+
+    db = tmp_path / "serving.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE serving_versions (version TEXT PRIMARY KEY, model TEXT NOT NULL, "
+            "published_at TEXT NOT NULL, is_current INTEGER NOT NULL DEFAULT 0, "
+            "rows_recommendations INTEGER, rows_related_items INTEGER)"
+        )
+        conn.execute("INSERT INTO serving_versions VALUES ('old', 'm0', '2026-01-01', 1, 1, 1)")
+    store = SqliteStore(path=db)
+    assert store.serving()["as_of"] is None  # unknown, never guessed
+    store.publish("v1", "m1", write_version(tmp_path, 1.0), as_of="2026-01-05")
+    assert store.serving()["as_of"] == "2026-01-05"

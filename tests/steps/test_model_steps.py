@@ -1,0 +1,294 @@
+"""Prepare -> train -> evaluate -> publish on ten generated days, each step a CLI run."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+from musicrec import constants as c
+from musicrec.model import factors
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from tests.conftest import make_data_root
+from tests.jobs import run_job
+
+pytestmark = pytest.mark.unit
+AS_OF = "2026-02-10"
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory, clean_landing) -> Path:
+    root = make_data_root(tmp_path_factory.mktemp("model_jobs"), clean_landing)
+    for i in range(10):
+        day = date(2026, 2, 1) + timedelta(days=i)
+        args = [
+            "--data-root",
+            str(root),
+            "--start",
+            day.isoformat(),
+            "--end",
+            (day + timedelta(days=1)).isoformat(),
+        ]
+        assert run_job("ingest", args) == 0
+    return root
+
+
+def steps(root: Path, as_of: str = AS_OF, window: int = 10) -> dict[str, list[str]]:
+    base = ["--data-root", str(root)]
+    table = str(root / c.INTERACTIONS / "artist")
+    model = str(root / c.MODELS / "runs" / f"artist-{as_of}")
+    common = [*base, "--interactions", table, "--as-of", as_of]
+    return {
+        "prepare": [*base, "--date", as_of, "--window-days", str(window), "--min-user-items", "2"],
+        "train": [
+            *common,
+            "--rank",
+            "16",
+            "--max-iter",
+            "8",
+            "--alpha",
+            "10",
+            "--reg-param",
+            "0.05",
+        ],
+        "evaluate": [*common, "--model", model],
+        "publish": [*common, "--model", model, "--top-n", "20", "--related-n", "5"],
+    }
+
+
+@pytest.fixture(scope="module")
+def pipeline(lake) -> Path:
+    s = steps(lake)
+    assert run_job("prepare", s["prepare"]) == 0
+    assert run_job("train", s["train"]) == 0
+    assert run_job("evaluate", s["evaluate"]) == 0
+    assert run_job("publish", s["publish"]) == 0
+    return lake
+
+
+def test_prepare_twice_gives_identical_output(spark, pipeline):
+    table = pipeline / c.INTERACTIONS / "artist"
+    before = spark.read.parquet(str(table)).collect()
+    users_dict = spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")).collect()
+    assert run_job("prepare", steps(pipeline)["prepare"]) == 0
+    assertDataFrameEqual(spark.read.parquet(str(table)), before)
+    assertDataFrameEqual(spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")), users_dict)
+    manifest = json.loads((pipeline / c.MANIFESTS / "prepare" / f"artist_{AS_OF}.json").read_text())
+    assert (
+        manifest["counts"]["train"]["pairs"] > 1000 and manifest["counts"]["holdout"]["pairs"] > 0
+    )
+
+
+def test_ids_stay_stable_when_the_window_moves(spark, pipeline):
+    users = {
+        r.user_id: r.user_idx
+        for r in spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")).collect()
+    }
+    args = steps(pipeline)["prepare"]
+    args[args.index(AS_OF)] = "2026-02-05"
+    args[args.index("10")] = "4"
+    assert run_job("prepare", args) == 0
+    after = {
+        r.user_id: r.user_idx
+        for r in spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")).collect()
+    }
+    assert {u: after[u] for u in users} == users
+
+
+def test_model_metadata_and_quality(pipeline):
+    meta = json.loads(
+        (pipeline / c.MODELS / "runs" / f"artist-{AS_OF}" / "metadata.json").read_text()
+    )
+    assert meta["params"]["rank"] == 16 and meta["spark_version"]
+    assert meta["timings"]["fit_seconds"] > 0 and meta["data"]["pairs"] > 0
+    metrics = json.loads(
+        (pipeline / c.REPORTS / "evaluation" / f"artist-{AS_OF}" / "metrics.json").read_text()
+    )
+    als, pop = metrics["results"]["all"]["als"], metrics["results"]["all"]["popularity"]
+    assert als["ndcg@10"] > 1.5 * pop["ndcg@10"] and metrics["gate"]["passed"]
+    assert 0 <= als["expected_percentile_rank"] < pop["expected_percentile_rank"] < 0.5
+    html = (pipeline / c.REPORTS / "evaluation" / f"artist-{AS_OF}" / "report.html").read_text()
+    assert "data:image/png;base64" in html and "PASSED" in html
+
+
+def test_search_picks_the_best_validation_trial_and_records_it(pipeline):
+    args = [*steps(pipeline)["train"], "--model-id", "searched", "--search"]
+    args += ["--search-ranks", "4,16", "--search-reg-params", "0.05", "--search-alphas", "10"]
+    assert run_job("train", args) == 0
+    meta = json.loads((pipeline / c.MODELS / "runs" / "searched" / "metadata.json").read_text())
+    trials = meta["search"]
+    assert [t["rank"] for t in trials] == [4, 16]
+    assert all(0 < t["ndcg@10"] <= 1 and t["fit_seconds"] > 0 for t in trials)
+    best = max(trials, key=lambda t: t["ndcg@10"])
+    assert meta["params"]["rank"] == best["rank"] and meta["params"]["alpha"] == 10
+    # The validation split was written out before fitting (deterministic ALS input).
+    work = pipeline / c.MODELS / "search" / "searched"
+    assert (work / "fit").is_dir() and (work / "validation").is_dir()
+
+
+def test_published_recommendations_exclude_streamed_items(spark, pipeline):
+    db = sqlite3.connect(pipeline / c.SERVING / "serving.db")
+    recs = db.execute("SELECT user_id, item_id, rank, item_name FROM recommendations").fetchall()
+    users = {r[0] for r in recs}
+    assert len(recs) == 20 * len(users) and all(r[3] for r in recs)
+    seen = (
+        spark.read.parquet(str(pipeline / c.INTERACTIONS / "artist"))
+        .where(F.col("as_of") == AS_OF)
+        .select("user_id", "item_id")
+        .collect()
+    )
+    assert not {(r[0], r[1]) for r in recs} & {(r.user_id, r.item_id) for r in seen}
+    related = db.execute("SELECT item_id, related_item_id FROM related_items").fetchall()
+    assert related and all(a != b for a, b in related)
+
+
+def _randomize(spark, model_dir: Path) -> None:
+    """Replace a model's factors by seeded uniform noise: a model that learned nothing."""
+    rng = np.random.default_rng(5)
+    for part in (factors.USERS, factors.ITEMS):
+        path = model_dir / part
+        rows = sorted(spark.read.parquet(str(path)).collect(), key=lambda r: r.id)
+        noise = rng.uniform(-0.5, 0.5, (len(rows), len(rows[0].features)))
+        shutil.rmtree(path)
+        spark.createDataFrame(
+            [(r.id, noise[i].tolist()) for i, r in enumerate(rows)], factors.SCHEMA
+        ).write.parquet(str(path))
+
+
+def test_gate_blocks_a_random_model_and_nothing_is_published(spark, pipeline):
+    good = pipeline / c.MODELS / "runs" / f"artist-{AS_OF}"
+    bad = good.with_name("artist-random")
+    shutil.copytree(good, bad)
+    _randomize(spark, bad)
+    s = steps(pipeline)
+    before = (
+        sqlite3.connect(pipeline / c.SERVING / "serving.db")
+        .execute("SELECT version FROM serving_versions WHERE is_current = 1")
+        .fetchall()
+    )
+    eval_args = [*s["evaluate"][:-1], str(bad)]
+    assert run_job("evaluate", eval_args) == c.EXIT_DATA_REJECTED
+    decision = json.loads((pipeline / c.MANIFESTS / "evaluate" / "artist-random.json").read_text())
+    assert not decision["gate"]["passed"] and "below" in " ".join(decision["gate"]["reasons"])
+    assert (
+        run_job("publish", [*s["publish"][:-5], str(bad), "--top-n", "20"]) == c.EXIT_DATA_REJECTED
+    )
+    after = (
+        sqlite3.connect(pipeline / c.SERVING / "serving.db")
+        .execute("SELECT version FROM serving_versions WHERE is_current = 1")
+        .fetchall()
+    )
+    assert after == before == [(f"artist-{AS_OF}",)]
+
+
+@pytest.mark.postgres
+def test_publish_to_postgres(pipeline, pg_server):
+    import psycopg
+
+    url = pg_server.url()
+    args = [*steps(pipeline)["publish"], "--database-url", url]
+    assert run_job("publish", args) == 0
+    with psycopg.connect(url) as conn:
+        n_users = conn.execute("SELECT count(DISTINCT user_id) FROM recommendations").fetchone()[0]
+    assert n_users > 100
+
+
+def run_steps(root: Path, as_of: str, window: int, names: tuple[str, ...]) -> None:
+    s = steps(root, as_of, window)
+    for name in names:
+        assert run_job(name, s[name]) == 0, (name, as_of)
+
+
+def serving(root: Path) -> list[tuple]:
+    db = sqlite3.connect(root / c.SERVING / "serving.db")
+    return db.execute("SELECT version, as_of FROM serving_versions WHERE is_current = 1").fetchall()
+
+
+@pytest.fixture
+def events_only(tmp_path, lake) -> Path:
+    """A data root holding only the ten days of accepted events."""
+    root = tmp_path / "data"
+    shutil.copytree(lake / c.ACCEPTED_EVENTS, root / c.ACCEPTED_EVENTS)
+    return root
+
+
+def test_after_a_rollback_the_gate_compares_with_the_version_serving_again(events_only):
+    """The serving store is the one record of what serves: evaluate's champion after a
+    rollback is the version rolled back to, and the next date's publish switches."""
+    root = events_only
+    every = ("prepare", "train", "evaluate", "publish")
+    for day in ("2026-02-08", "2026-02-09"):
+        run_steps(root, day, 6, every)
+    assert serving(root) == [("artist-2026-02-09", "2026-02-09")]
+    base = ["--data-root", str(root)]
+    assert run_job("publish", ["rollback", *base, "--version", "artist-2026-02-08"]) == 0
+    assert serving(root) == [("artist-2026-02-08", "2026-02-08")]
+    run_steps(root, "2026-02-10", 6, ("prepare", "train", "evaluate"))
+    evaluated = json.loads((root / c.MANIFESTS / "evaluate" / "artist-2026-02-10.json").read_text())
+    assert Path(evaluated["champion"]).name == "artist-2026-02-08"
+    assert "published" in evaluated["results"]["all"]
+    run_steps(root, "2026-02-10", 6, ("publish",))
+    assert serving(root) == [("artist-2026-02-10", "2026-02-10")]
+    # A backfill of an older date publishes nothing over the newer version serving.
+    run_steps(root, "2026-02-09", 6, ("publish",))
+    assert serving(root) == [("artist-2026-02-10", "2026-02-10")]
+    manifest = json.loads((root / c.MANIFESTS / "publish" / "artist-2026-02-09.json").read_text())
+    assert manifest["switched"] is False
+    assert not (root / c.SERVING / "published.json").exists()
+
+
+def crash_between_renames(monkeypatch) -> None:
+    """The next swap dies after putting the old folder aside, before renaming the new one
+    into place (a killed driver)."""
+    from musicrec.lake import swap
+
+    calls = []
+    real = swap.os.replace
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:
+            raise OSError("killed between the two renames (injected)")
+        real(src, dst)
+
+    monkeypatch.setattr(swap.os, "replace", replace)
+
+
+def folder_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_crash_between_renames_loses_neither_model_nor_serving_version(
+    pipeline, monkeypatch, tmp_path
+):
+    s = steps(pipeline)
+    model = pipeline / c.MODELS / "runs" / f"artist-{AS_OF}"
+    version = pipeline / c.SERVING / "versions" / f"artist-{AS_OF}"
+    kept = {"model": folder_bytes(model), "version": folder_bytes(version)}
+    crash_between_renames(monkeypatch)
+    assert run_job("train", s["train"]) == c.EXIT_RETRYABLE
+    monkeypatch.undo()
+    assert not model.exists() and model.with_name(f".{model.name}.old").is_dir()
+    # The retry fails too (its input went missing), but only after putting the model back.
+    missing = [*s["train"][: s["train"].index("--as-of") + 1], "2026-03-30"]
+    missing += ["--model-id", model.name]
+    assert run_job("train", missing) == c.EXIT_RETRYABLE
+    assert folder_bytes(model) == kept["model"]
+    assert not list(model.parent.glob(f".{model.name}*"))
+
+    crash_between_renames(monkeypatch)
+    assert run_job("publish", s["publish"]) == c.EXIT_RETRYABLE
+    monkeypatch.undo()
+    assert not version.exists()
+    # A publish refused by the gate check still puts the version back first.
+    refused = [*s["publish"], "--version", version.name]
+    refused[refused.index("--model") + 1] = str(tmp_path / "never-evaluated")
+    assert run_job("publish", refused) == c.EXIT_DATA_REJECTED
+    assert folder_bytes(version) == kept["version"]
+    assert serving(pipeline) == [(f"artist-{AS_OF}", AS_OF)]
