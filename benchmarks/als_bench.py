@@ -118,9 +118,33 @@ def implicit_tune(train) -> dict:
     return max(trials, key=lambda t: t["ndcg@10"]) | {"trials": trials}
 
 
+LAYOUTS = ("mllib", "half-gridify", "full-gridify")
+ALPHAS = "5,20"
+
+
+def layout_args(common: list[str], layout: str, search: bool, fixed: dict | None) -> list[str]:
+    """Train-step arguments: its own search (rank fixed), or the values chosen at medium."""
+    from musicrec.model.search import REG_GRID
+
+    args = [*common, "--layout", layout, "--rank", str(RANK), "--max-iter", str(ITERATIONS)]
+    if search:
+        regs = ",".join(str(r) for r in REG_GRID[layout])
+        args += ["--search", "--search-ranks", str(RANK), "--search-reg-params", regs]
+        args += ["--search-alphas", ALPHAS]
+    elif fixed and layout in fixed:
+        args += [
+            "--alpha",
+            str(fixed[layout]["alpha"]),
+            "--reg-param",
+            str(fixed[layout]["reg_param"]),
+        ]
+    return args
+
+
 def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None = None) -> dict:
-    """``fixed``: {"product": {alpha, reg_param}, "implicit": {regularization, alpha}} to use
-    instead of searching (large: the values both searches chose at medium)."""
+    """The three layouts and `implicit`, side by side on one generated split. ``fixed``:
+    {layout: {alpha, reg_param}, "implicit": {regularization, alpha}} instead of searching
+    (large: the values every search chose at medium)."""
     import scipy.sparse as sp
 
     work = Path(tempfile.mkdtemp(prefix="musicrec-als-bench-"))
@@ -132,67 +156,74 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
     shape = write_table(splits, table)
     generate_s = time.monotonic() - started
     train_pd = splits["train"]
-    n_users, n_items = size.users, size.items
     csr = sp.csr_matrix(
         (train_pd["rating"].to_numpy(), (train_pd["user_idx"], train_pd["item_idx"])),
-        shape=(n_users, n_items),
+        shape=(size.users, size.items),
         dtype=np.float32,
     )
     del splits
     tuned = dict(fixed["implicit"]) if fixed else implicit_tune(csr)
-
     common = ["--data-root", str(work), "--interactions", str(table), "--as-of", AS_OF]
-    train_args = [*common, "--rank", str(RANK), "--max-iter", str(ITERATIONS)]
-    if search:
-        train_args += ["--search", "--search-ranks", str(RANK)]
-        train_args += ["--search-reg-params", "0.01,0.05,0.2", "--search-alphas", "5,20"]
-    elif fixed:
-        train_args += ["--alpha", str(fixed["product"]["alpha"])]
-        train_args += ["--reg-param", str(fixed["product"]["reg_param"])]
-    model_dir = work / "models" / "runs" / f"artist-{AS_OF}"
-    timings: dict[str, list[float]] = {k: [] for k in ("train", "mllib", "cg", "cholesky")}
-    peak = 0.0
-    chosen: list[str] = []
-    for rep in range(repeats):
-        args = train_args if rep == 0 else [*common, *chosen]  # search once, then refit
-        _, rss = run_measured(submit.command("train", args), env)
-        peak = max(peak, rss)
-        meta = json.loads((model_dir / "metadata.json").read_text())
-        p = meta["params"]
-        chosen = ["--rank", str(RANK), "--max-iter", str(ITERATIONS)]
-        chosen += ["--alpha", str(p["alpha"]), "--reg-param", str(p["reg_param"])]
-        timings["train"].append(meta["timings"]["fit_seconds"])
-        mllib = [str(table), AS_OF, str(RANK), str(ITERATIONS), str(work / "ck")]
-        out, _ = run_measured(spark_script("mllib_default.py", mllib), env)
-        line = next(x for x in out.splitlines() if x.startswith("MLLIB "))
-        timings["mllib"].append(json.loads(line[6:])["seconds"])
+    runs: dict[str, dict] = {n: {"fit": [], "rss": 0.0, "meta": None} for n in LAYOUTS}
+    implicit_s: dict[str, list[float]] = {"cg": [], "cholesky": []}
+    for rep in range(repeats):  # contenders alternated: machine noise hits them alike
+        for layout in LAYOUTS:
+            model_id = f"bench-{layout}"
+            if rep == 0:
+                args = layout_args(common, layout, search, fixed)
+            else:  # refit with what the first repetition chose
+                p = runs[layout]["meta"]["params"]
+                args = layout_args(common, layout, False, {layout: p})
+            _, rss = run_measured(submit.command("train", [*args, "--model-id", model_id]), env)
+            meta = json.loads((work / "models" / "runs" / model_id / "metadata.json").read_text())
+            runs[layout]["meta"] = meta
+            runs[layout]["fit"].append(meta["timings"]["fit_seconds"])
+            runs[layout]["rss"] = max(runs[layout]["rss"], rss)
         for name, use_cg in (("cg", True), ("cholesky", False)):
             model, seconds = implicit_fit(csr, use_cg, tuned["regularization"], tuned["alpha"])
-            timings[name].append(seconds)
+            implicit_s[name].append(seconds)
             if name == "cg" and rep == 0:
                 factors = work / "implicit.npz"
                 np.savez(factors, users=model.user_factors, items=model.item_factors)
 
-    evaluate = [*common, "--model", str(model_dir), "--min-lift", "0", "--max-drop", "1"]
+    # Quality: the default layout through the product's evaluate step (with popularity), the
+    # others and `implicit` scored by the same ranking code on the same holdout.
+    from musicrec.config import DEFAULT_LAYOUT
+
+    default_dir = work / "models" / "runs" / f"bench-{DEFAULT_LAYOUT}"
+    evaluate = [*common, "--model", str(default_dir), "--min-lift", "0", "--max-drop", "1"]
     evaluate_started = time.monotonic()
     _, evaluate_rss = run_measured(submit.command("evaluate", evaluate), env)
     evaluate_s = time.monotonic() - evaluate_started
     metrics = json.loads(
-        (work / "reports" / "evaluation" / model_dir.name / "metrics.json").read_text()
+        (work / "reports" / "evaluation" / default_dir.name / "metrics.json").read_text()
     )["results"]
-    out, _ = run_measured(
-        spark_script("score_factors.py", [str(table), AS_OF, str(factors), str(work / "ck")]),
-        env,
-    )
-    implicit_scores = json.loads(next(x for x in out.splitlines() if x.startswith("SCORES "))[7:])
+    scores = {DEFAULT_LAYOUT: {s: metrics[s]["als"] for s in ("all", "new")}}
+    for layout in LAYOUTS:
+        if layout != DEFAULT_LAYOUT:
+            scores[layout] = score(table, work / "models" / "runs" / f"bench-{layout}", work, env)
+    implicit_scores = score(table, factors, work, env)
 
     def median(xs: list[float]) -> float:
         return float(sorted(xs)[len(xs) // 2])
 
-    train_s = median(timings["train"])
     m, n, nnz = shape["users"], shape["items"], shape["nnz"]
     flops = ITERATIONS * (2 * nnz * RANK**2 + (m + n) * RANK**3 / 3)
-    als_all, pop_all = metrics["all"]["als"], metrics["all"]["popularity"]
+    pop_all = metrics["all"]["popularity"]
+    layouts = {}
+    for layout in LAYOUTS:
+        meta = runs[layout]["meta"]
+        layouts[layout.replace("-", "_")] = {
+            "fit_s": median(runs[layout]["fit"]),
+            "fit_runs_s": runs[layout]["fit"],
+            "ndcg10": scores[layout]["all"]["ndcg@10"],
+            "new_ndcg10": scores[layout]["new"]["ndcg@10"],
+            "shuffle_write_mb_per_iter": meta["fit"].get("shuffle_write_mb_per_iter"),
+            "peak_rss_mb": runs[layout]["rss"],
+            "params": {"alpha": meta["params"]["alpha"], "reg_param": meta["params"]["reg_param"]},
+            "fit": meta["fit"],
+        }
+    default = layouts[DEFAULT_LAYOUT.replace("-", "_")]
     return {
         "size": size_name,
         "users": m,
@@ -200,27 +231,26 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
         "nnz": nnz,
         "rank": RANK,
         "iterations": ITERATIONS,
-        "train_s": train_s,
-        "mllib_default_s": median(timings["mllib"]),
-        "implicit_cg_s": median(timings["cg"]),
-        "implicit_cholesky_s": median(timings["cholesky"]),
-        "gflops_per_s": flops / train_s / 1e9,
-        "peak_rss_mb": peak,
+        "default_layout": DEFAULT_LAYOUT,
+        "layouts": layouts,
+        "train_s": default["fit_s"],
+        "implicit_cg_s": median(implicit_s["cg"]),
+        "implicit_cholesky_s": median(implicit_s["cholesky"]),
+        "gflops_per_s": flops / default["fit_s"] / 1e9,
+        "peak_rss_mb": default["peak_rss_mb"],
         "evaluate_s": evaluate_s,  # the whole spark-submit: ALS and popularity, both subsets
         "evaluate_peak_rss_mb": evaluate_rss,
-        "ndcg10": als_all["ndcg@10"],
-        "map10": als_all["map@10"],
-        "precision10": als_all["precision@10"],
+        "ndcg10": default["ndcg10"],
         "implicit_ndcg10": implicit_scores["all"]["ndcg@10"],
         "popularity_ndcg10": pop_all["ndcg@10"],
-        "ndcg10_lift_over_popularity": als_all["ndcg@10"] / max(pop_all["ndcg@10"], 1e-12),
+        "ndcg10_lift_over_popularity": default["ndcg10"] / max(pop_all["ndcg@10"], 1e-12),
         "new_items": {
-            "ndcg10": metrics["new"]["als"]["ndcg@10"],
+            "ndcg10": default["new_ndcg10"],
             "implicit_ndcg10": implicit_scores["new"]["ndcg@10"],
             "popularity_ndcg10": metrics["new"]["popularity"]["ndcg@10"],
         },
         "params": {
-            "product": {"alpha": meta["params"]["alpha"], "reg_param": meta["params"]["reg_param"]},
+            **{layout: layouts[layout.replace("-", "_")]["params"] for layout in LAYOUTS},
             "implicit": {k: tuned[k] for k in ("regularization", "alpha")},
         },
         "hyperparameters": "fixed (chosen at medium)" if fixed else "searched",
@@ -229,6 +259,15 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
         "generate_s": generate_s,
         "work": str(work),
     }
+
+
+def score(table: Path, model: Path, work: Path, env: dict[str, str]) -> dict:
+    """NDCG and friends of a model folder or an `implicit` factors file, by the product's
+    ranking code on the holdout (``benchmarks/score_factors.py``)."""
+    out, _ = run_measured(
+        spark_script("score_factors.py", [str(table), AS_OF, str(model), str(work / "ck")]), env
+    )
+    return json.loads(next(x for x in out.splitlines() if x.startswith("SCORES "))[7:])
 
 
 if __name__ == "__main__":

@@ -177,9 +177,22 @@ def main() -> int:
     return 0
 
 
+LAYOUT_KEYS = (
+    ("half_gridify", "half gridify"),
+    ("full_gridify", "full gridify"),
+    ("mllib", "MLlib"),
+)
+
+
+def layouts_of(a: dict) -> dict:
+    """Per-layout figures of one size (empty for results from before the layouts)."""
+    return a.get("layouts") or {}
+
+
 def plots(r: dict, folder: Path) -> list[Path]:
-    """als.png: train time and NDCG@10 per size, product against its references."""
-    if not r.get("als"):
+    """als.png: fit time and NDCG@10 per size, each layout against `implicit` and popularity."""
+    als = [a for a in r.get("als", []) if layouts_of(a)]
+    if not als:
         return []
     import matplotlib
 
@@ -187,39 +200,67 @@ def plots(r: dict, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     order = {"small": 0, "medium": 1, "large": 2}
-    als = sorted(r["als"], key=lambda a: order.get(a["size"], 9))
+    als = sorted(als, key=lambda a: order.get(a["size"], 9))
     sizes = [f"{a['size']}\n{a['nnz'] / 1e6:.2g}M pairs" for a in als]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.6))
 
-    def grouped(ax, bars: list[tuple[str, str]], ylabel: str) -> None:
+    def grouped(ax, bars: list[tuple[str, object]], ylabel: str) -> None:
         width = 0.8 / len(bars)
-        for i, (label, key) in enumerate(bars):
+        for i, (label, value) in enumerate(bars):
             xs = [x + (i - (len(bars) - 1) / 2) * width for x in range(len(als))]
-            ax.bar(xs, [a[key] for a in als], width, label=label)
+            ax.bar(xs, [value(a) for a in als], width, label=label)  # type: ignore[operator]
         ax.set_ylabel(ylabel)
         ax.set_xticks(range(len(als)), sizes)
         ax.legend(fontsize=8)
 
-    times = [
-        ("product train step", "train_s"),
-        ("MLlib defaults", "mllib_default_s"),
-        ("implicit CG", "implicit_cg_s"),
-        ("implicit Cholesky", "implicit_cholesky_s"),
-    ]
+    def layout(key: str, field: str):
+        return lambda a: layouts_of(a).get(key, {}).get(field, 0.0)
+
+    times = [(label, layout(key, "fit_s")) for key, label in LAYOUT_KEYS]
+    times.append(("implicit CG", lambda a: a["implicit_cg_s"]))
     grouped(left, times, "fit seconds (log), rank 32, 10 iterations")
     left.set_yscale("log")
-    quality = [
-        ("product ALS", "ndcg10"),
-        ("implicit", "implicit_ndcg10"),
-        ("most popular", "popularity_ndcg10"),
+    quality = [(label, layout(key, "ndcg10")) for key, label in LAYOUT_KEYS]
+    quality += [
+        ("implicit CG", lambda a: a["implicit_ndcg10"]),
+        ("most popular", lambda a: a["popularity_ndcg10"]),
     ]
     grouped(right, quality, "NDCG@10, holdout day, all streams")
-    fig.suptitle(f"ALS benchmark ({r['machine']['cores']} cores, Spark {r['machine']['spark']})")
+    fig.suptitle(f"ALS layouts ({r['machine']['cores']} cores, Spark {r['machine']['spark']})")
     fig.tight_layout()
     path = folder / "als.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return [path]
+
+
+def als_rows(r: dict) -> list[str]:
+    lines = [
+        "| size | users x items, nnz | half gridify s | full gridify s | MLlib s | implicit CG s "
+        "| half / implicit | MLlib / half | shuffle MB/iter (half, full, MLlib) "
+        "| NDCG@10 (half, full, MLlib, implicit, popularity) | peak RSS MB (half, full, MLlib) "
+        "| runs | date, commit |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in r["als"]:
+        ls = layouts_of(a)
+        if not ls:
+            continue
+        half, full, mllib = (ls[k] for k, _ in LAYOUT_KEYS)
+        shuffle = ", ".join(
+            f"{x.get('shuffle_write_mb_per_iter') or 0:,.0f}" for x in (half, full, mllib)
+        )
+        quality = ", ".join(f"{x['ndcg10']:.3f}" for x in (half, full, mllib))
+        quality += f", {a['implicit_ndcg10']:.3f}, {a['popularity_ndcg10']:.3f}"
+        rss = ", ".join(f"{x['peak_rss_mb']:,.0f}" for x in (half, full, mllib))
+        lines.append(
+            f"| {a['size']} | {a['users']:,} x {a['items']:,}, {a['nnz']:,} | "
+            f"{half['fit_s']:.1f} | {full['fit_s']:.1f} | {mllib['fit_s']:.1f} | "
+            f"{a['implicit_cg_s']:.1f} | {half['fit_s'] / a['implicit_cg_s']:.2f}x | "
+            f"{mllib['fit_s'] / half['fit_s']:.1f}x | {shuffle} | {quality} | {rss} | "
+            f"{a['repetitions']} | {a.get('date', '')[:10]}, {a.get('git_commit', '')} |"
+        )
+    return lines
 
 
 def markdown(r: dict) -> str:
@@ -236,22 +277,7 @@ def markdown(r: dict) -> str:
             "",
         ]
     if r.get("als"):
-        lines += [
-            "| size | users x items, nnz | train s | MLlib default s | implicit CG s "
-            "| implicit Cholesky s | GFLOP/s | peak RSS MB | NDCG@10 | implicit NDCG@10 "
-            "| popularity NDCG@10 | runs | date, commit |",
-            "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for a in r["als"]:
-            lines.append(
-                f"| {a['size']} | {a['users']:,} x {a['items']:,}, {a['nnz']:,} | "
-                f"{a['train_s']:.1f} | {a['mllib_default_s']:.1f} | {a['implicit_cg_s']:.1f} | "
-                f"{a['implicit_cholesky_s']:.1f} | {a['gflops_per_s']:.2f} | "
-                f"{a['peak_rss_mb']:,.0f} | {a['ndcg10']:.3f} | {a['implicit_ndcg10']:.3f} | "
-                f"{a['popularity_ndcg10']:.3f} | {a['repetitions']} | {a.get('date', '')[:10]}, "
-                f"{a.get('git_commit', '')} |"
-            )
-        lines.append("")
+        lines += [*als_rows(r), ""]
     pl = r.get("pipeline") or {}
     if pl:
         tasks = ", ".join(f"{k} {v:.0f}" for k, v in pl["task_s"].items())

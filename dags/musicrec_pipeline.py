@@ -8,7 +8,7 @@ Daily chain over the logical interval `[data_interval_start, data_interval_end)`
 | `ingest` | parse landing hours, quarantine bad records, de-duplicate, exactly once | arguments are bad |
 | `validate` | Great Expectations suite on the day's accepted events, Data Docs | an expectation fails |
 | `prepare` | streams -> counts -> preference/confidence over the trailing window | |
-| `train` | Spark MLlib implicit ALS, checkpointed, versioned model | |
+| `train` | implicit ALS in the chosen layout (param `layout`: half gridify by default, full gridify, MLlib), factor checkpoints, versioned model | |
 | `evaluate` | NDCG/MAP/precision/recall/EPR vs popularity, quality gate | the gate fails |
 | `publish` | top-N per user and related artists to the serving database | the model did not pass |
 
@@ -65,7 +65,7 @@ STORE = [
 PARAMS = {
     name: Param(**param_schema(cls, name))
     for cls, names in (
-        (ALSConfig, ("rank", "alpha", "reg_param", "max_iter")),
+        (ALSConfig, ("layout", "rank", "alpha", "reg_param", "max_iter")),
         (PrepareConfig, ("window_days", "item_level")),
         (PublishConfig, ("top_n",)),
     )
@@ -92,6 +92,8 @@ STEPS: list[tuple[str, list[str], timedelta]] = [
         "train",
         [
             *SPLIT,
+            "--layout",
+            "{{ params.layout }}",
             "--rank",
             "{{ params.rank }}",
             "--alpha",

@@ -115,11 +115,21 @@ def add_options(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str, 
         group.add_argument(
             option(name),
             dest=name,
-            type=kind,
+            type=kind if default is not None else _optional(kind),
             default=default,
             choices=bounds.choices,
             help=f"{bounds.help} (default {default})",
         )
+
+
+def _optional(kind: type) -> Any:
+    """An optional setting's parser: "" or "None" (how the DAG renders an unset param) is None."""
+
+    def parse(text: str) -> Any:
+        return None if text in ("", "None") else kind(text)
+
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def from_options(cls: type, args: argparse.Namespace, **fixed: Any) -> Any:
@@ -134,9 +144,10 @@ _JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean"}
 def param_schema(cls: type, name: str) -> dict[str, Any]:
     """Keyword arguments of an Airflow ``Param`` for one setting (JSON schema of the value)."""
     default, bounds = settings(cls)[name]
+    kind = _JSON_TYPES[_kind(default, bounds)]
     schema: dict[str, Any] = {
         "default": default,
-        "type": _JSON_TYPES[_kind(default, bounds)],
+        "type": kind if default is not None else [kind, "null"],
         "description": bounds.help,
     }
     if bounds.choices is not None:
@@ -312,12 +323,32 @@ class PrepareConfig(Checked):
             )
 
 
+LAYOUTS = ("mllib", "half-gridify", "full-gridify")
+SOLVERS = ("cg", "cholesky")
+# The regulariser means different things per layout: MLlib scales it by each row's count
+# (ALS-WR), the grid layouts use it as a plain lambda for every row (the `implicit` library's
+# kernels). Defaults: what each layout's search chose on the medium benchmark.
+DEFAULT_REG = {"mllib": 0.05, "half-gridify": 1.0, "full-gridify": 1.0}
+# The layout the DAG and the jobs use unless told otherwise: the fastest that passes the
+# failure tests (benchmarks/results/latest.json, README).
+DEFAULT_LAYOUT = "half-gridify"
+
+
 @dataclass(frozen=True)
 class ALSConfig(Checked):
-    """Implicit ALS parameters (MLlib layout: ALS-WR, the regulariser scaled by row counts)."""
+    """Implicit ALS parameters, for every layout (``model.layouts``)."""
 
+    layout: str = setting(
+        DEFAULT_LAYOUT, "how ALS is laid out on Spark (the talk's layouts)", choices=LAYOUTS
+    )
     rank: int = setting(32, "ALS rank (latent factors)", minimum=1, maximum=1000)
-    reg_param: float = setting(0.05, "ALS regularisation", minimum=0)
+    reg_param: float | None = setting(
+        None,
+        "regularisation: MLlib scales it by each row's count, the grid layouts do not "
+        "(default: the layout's own, DEFAULT_REG)",
+        minimum=0,
+        kind=float,
+    )
     alpha: float = setting(10.0, "confidence scale: c = 1 + alpha * rating", minimum=0)
     max_iter: int = setting(10, "ALS iterations", minimum=1, maximum=100)
     seed: int = setting(42, "seed of the initial factors and of every split", minimum=0)
@@ -327,6 +358,26 @@ class ALSConfig(Checked):
     num_blocks: int | None = setting(
         None, "blocks per side (default: the cluster's parallelism)", minimum=1, kind=int
     )
+    solver: str = setting(
+        "cg", "half-gridify: implicit's conjugate gradient, or its Cholesky", choices=SOLVERS
+    )
+    cg_steps: int = setting(
+        3, "conjugate-gradient steps per row and half-iteration", minimum=1, maximum=20
+    )
+    broadcast_budget_mb: int = setting(
+        2048,
+        "half-gridify: factor broadcasts one executor's concurrent Python workers may hold",
+        minimum=1,
+    )
+
+    def check(self) -> None:
+        if self.reg_param is None:  # frozen: fill in the layout's default once
+            object.__setattr__(self, "reg_param", DEFAULT_REG[self.layout])
+
+    @property
+    def regularization(self) -> float:
+        assert self.reg_param is not None
+        return self.reg_param
 
 
 GATE_SUBSETS = ("all", "new")

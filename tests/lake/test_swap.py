@@ -22,7 +22,7 @@ def content(path: Path) -> str:
 
 def crash_on_second_rename(monkeypatch) -> None:
     calls: list[object] = []
-    real = swap.os.replace
+    real = swap.rename
 
     def replace(src, dst):
         calls.append(dst)
@@ -30,7 +30,7 @@ def crash_on_second_rename(monkeypatch) -> None:
             raise OSError("killed (injected)")
         real(src, dst)
 
-    monkeypatch.setattr(swap.os, "replace", replace)
+    monkeypatch.setattr(swap, "rename", replace)
 
 
 def test_swap_replaces_and_leaves_nothing_beside(tmp_path):

@@ -70,7 +70,10 @@ def probe_env(
     return env, token
 
 
-def run_probe(env: dict[str, str], dag_id: str, day: str, timeout: int = 900) -> dict:
+def run_probe(
+    env: dict[str, str], dag_id: str, day: str, timeout: int = 900, output: list | None = None
+) -> dict:
+    """One dag.test() run of the probe DAG; ``output`` receives what it printed."""
     out = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "run_dag.py"), day, "--dag-id", dag_id],
         env=env,
@@ -80,6 +83,8 @@ def run_probe(env: dict[str, str], dag_id: str, day: str, timeout: int = 900) ->
     )
     runs = [json.loads(x[7:]) for x in out.stdout.splitlines() if x.startswith("DAGRUN ")]
     assert len(runs) == 1, out.stdout[-3000:] + out.stderr[-5000:]
+    if output is not None:
+        output.append(out.stdout + out.stderr)
     return runs[0]
 
 
@@ -237,3 +242,63 @@ def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path
             break
         time.sleep(1)
     assert not status.get("activeapps") and not stray, (status.get("activeapps"), stray)
+
+
+@pytest.mark.airflow
+@pytest.mark.fault
+@pytest.mark.timeout(900)
+def test_a_retried_train_task_resumes_from_its_factor_checkpoint(tmp_path):
+    """spark-submit is killed mid-training (after a factor checkpoint): the operator's retry
+    goes on from that checkpoint, not from iteration 0."""
+    from musicrec.generator.interactions import AS_OF, SIZES, interactions, write_table
+
+    root = tmp_path / "data"
+    table = root / c.INTERACTIONS / "artist"
+    write_table(interactions(SIZES["small"], seed=1), table)
+    args = ["--data-root", str(root), "--interactions", str(table), "--as-of", AS_OF]
+    args += ["--model-id", "resumed", "--layout", "half-gridify", "--rank", "16"]
+    args += ["--max-iter", "14", "--checkpoint-interval", "2"]
+    env, token = probe_env(
+        tmp_path,
+        root,
+        dag_id="probe_resume",
+        task_id="train",
+        application=ROOT / "spark_jobs" / "train.py",
+        args=args,
+        timeout=600,
+        retries=1,
+    )
+    marker = root / c.MODELS / "checkpoints" / "resumed" / "checkpoint.json"
+    seen: list[int] = []
+    done = threading.Event()
+
+    def kill_after_a_checkpoint() -> None:
+        while not done.is_set():
+            if marker.exists():
+                seen.append(json.loads(marker.read_text())["iteration"])
+                for pid, cmd in processes_with(token):
+                    if "SparkSubmit" in cmd:
+                        os.kill(pid, signal.SIGKILL)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_after_a_checkpoint)
+    killer.start()
+    try:
+        printed: list[str] = []
+        run = run_probe(env, "probe_resume", "2026-01-28", output=printed)
+    finally:
+        done.set()
+        killer.join()
+    assert seen, "no checkpoint was written before the run ended"
+    assert run["state"] == "success" and run["tries"]["train"] == 2, run
+    manifest = json.loads((root / c.MANIFESTS / "train" / "resumed.json").read_text())
+    assert manifest["fit"]["resumed_from_iteration"] >= seen[0] >= 2, manifest["fit"]
+    assert manifest["params"]["max_iter"] == 14
+    assert (root / c.MODELS / "runs" / "resumed" / "factors" / "users").is_dir()
+    assert not marker.exists()  # a finished model leaves no checkpoint behind
+    logs = printed[0] + "".join(
+        p.read_text() for p in (tmp_path / "airflow_home" / "logs").rglob("*.log")
+    )
+    resumed_at = manifest["fit"]["resumed_from_iteration"]
+    assert f"resuming from the factor checkpoint after iteration {resumed_at}" in logs

@@ -132,13 +132,22 @@ def als_table(tmp_path_factory) -> Path:
     return table
 
 
-def train_args(root: Path, table: Path, model_id: str) -> list[str]:
+# Per layout: the regulariser (MLlib scales it by row counts, the grid layouts do not) and
+# the stage every iteration completes, by which training progress is read.
+LAYOUT_RUNS = {
+    "mllib": ("0.05", "aggregate at ALS"),
+    "half-gridify": ("0.5", "half_gridify.py"),
+    "full-gridify": ("0.5", "full_gridify.py"),
+}
+
+
+def train_args(root: Path, table: Path, model_id: str, layout: str = "mllib") -> list[str]:
     from musicrec.generator.interactions import AS_OF
 
     return [
         *["--data-root", str(root), "--interactions", str(table), "--as-of", AS_OF],
         *["--model-id", model_id, "--rank", "16", "--max-iter", "12", "--num-blocks", "2"],
-        *["--alpha", "10", "--reg-param", "0.05"],
+        *["--alpha", "10", "--reg-param", LAYOUT_RUNS[layout][0], "--layout", layout],
     ]
 
 
@@ -157,26 +166,35 @@ def holdout_ndcg(spark, table: Path, model_dir: Path) -> float:
 
 
 @pytest.mark.timeout(900)
-def test_als_training_survives_a_killed_executor(healthy_cluster, als_table, tmp_path, spark):
+@pytest.mark.parametrize("layout", list(LAYOUT_RUNS))
+def test_als_training_survives_a_killed_executor(
+    healthy_cluster, als_table, tmp_path, spark, layout
+):
     root = tmp_path / "data"
-    calm_args = train_args(root, als_table, "undisturbed")
+    calm_args = train_args(root, als_table, "undisturbed", layout)
     assert run_job("train", calm_args) == 0  # the same seed on the embedded master
+    stage = LAYOUT_RUNS[layout][1]
 
     job = Submitted(
         healthy_cluster,
         lambda conf: submit.command(
-            "train", train_args(root, als_table, "killed"), healthy_cluster.master_url, conf
+            "train", train_args(root, als_table, "killed", layout), healthy_cluster.master_url, conf
         ),
     )
-    # Mid-training: a few ALS iterations done (each ends with an `aggregate at ALS.scala`).
+    # Mid-training: a few iterations done (MLlib ends each with an `aggregate at ALS.scala`,
+    # the grid layouts run a job per half-iteration). Grid tasks last a fraction of a
+    # second here: an executor is killed busy if caught so, else idle (its cached blocks
+    # are lost either way).
     done_at_kill: list[int] = []
 
     def kill() -> None:
-        done_at_kill.append(completed_stages(job, "aggregate at ALS"))
-        job.kill_executor(job.busy_executor() or "0")
+        done_at_kill.append(completed_stages(job, stage))
+        executors = [e["id"] for e in job.api("executors") if e["id"] != "driver"]
+        job.kill_executor(job.busy_executor() or executors[0])
 
     job.when(
-        lambda j: completed_stages(j, "aggregate at ALS") >= 4 and j.busy_executor() is not None,
+        lambda j: completed_stages(j, stage) >= 4
+        and (j.busy_executor() is not None or completed_stages(j, stage) >= 8),
         kill,
     )
     code, _, err = job.finish()
@@ -185,7 +203,7 @@ def test_als_training_survives_a_killed_executor(healthy_cluster, als_table, tmp
     # Killed with most of the 12 iterations still to run: its cached blocks and map outputs
     # were lost mid-fit. (Whether one of its tasks was running at that instant is timing:
     # ALS tasks here last a fraction of a second, so ExecutorLostFailure is not asserted.)
-    assert done_at_kill and done_at_kill[0] < 12, done_at_kill
+    assert done_at_kill and done_at_kill[0] < (12 if layout == "mllib" else 20), done_at_kill
     summary = job.summary(healthy_cluster)
     assert [e["executor_id"] for e in lost(summary)] == job.killed, summary["executors_removed"]
 

@@ -249,7 +249,7 @@ def crash_between_renames(monkeypatch) -> None:
     from musicrec.lake import swap
 
     calls = []
-    real = swap.os.replace
+    real = swap.rename
 
     def replace(src, dst):
         calls.append(dst)
@@ -257,7 +257,7 @@ def crash_between_renames(monkeypatch) -> None:
             raise OSError("killed between the two renames (injected)")
         real(src, dst)
 
-    monkeypatch.setattr(swap.os, "replace", replace)
+    monkeypatch.setattr(swap, "rename", replace)
 
 
 def folder_bytes(folder: Path) -> dict[str, bytes]:

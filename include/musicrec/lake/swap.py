@@ -27,6 +27,9 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
+# The one rename the protocol does (os.replace: atomic within a file system), by name so a
+# test can interrupt exactly this protocol's renames.
+rename = os.replace
 _STAGING = ".staging-"
 _OLD = ".old"
 
@@ -49,8 +52,8 @@ def swap_in(staged: Path, target: Path) -> None:
         shutil.rmtree(old)
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists():
-        os.replace(target, old)
-    os.replace(staged, target)
+        rename(target, old)
+    rename(staged, target)
     if old.exists():
         shutil.rmtree(old)
 
@@ -64,7 +67,7 @@ def recover(target: Path) -> list[str]:
             shutil.rmtree(old)
             done.append(f"removed stale {old}")
         else:
-            os.replace(old, target)
+            rename(old, target)
             done.append(f"restored {target} from an interrupted swap")
     if target.parent.is_dir():
         for leftover in target.parent.glob(f".{target.name}{_STAGING}*"):

@@ -4,7 +4,6 @@ new items on a validation split of the training pairs."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -14,14 +13,17 @@ from pyspark.sql import functions as F
 
 from musicrec.config import ALSConfig
 from musicrec.evaluation import ranking
-from musicrec.model import scoring
+from musicrec.model import layouts
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
 
 log = logging.getLogger(__name__)
 VALIDATION_FRACTION = 0.2
-
-# fit(spark, pairs, cfg) -> (users, items, seconds): users and items are (id, features) frames.
-Fit = Callable[[SparkSession, DataFrame, ALSConfig], tuple[DataFrame, DataFrame, float]]
+# Regularisation grids per layout: MLlib's is scaled by row counts, the grid layouts' is not.
+REG_GRID = {
+    "mllib": [0.01, 0.05, 0.2],
+    "half-gridify": [0.1, 1.0, 10.0],
+    "full-gridify": [0.1, 1.0, 10.0],
+}
 
 
 def hash_split(interactions: DataFrame, fraction: float, seed: int) -> tuple[DataFrame, DataFrame]:
@@ -32,10 +34,10 @@ def hash_split(interactions: DataFrame, fraction: float, seed: int) -> tuple[Dat
 
 
 def validation_ndcg(
-    spark: SparkSession, users: DataFrame, items: DataFrame, seen: DataFrame, relevant: DataFrame
+    spark: SparkSession, trained: layouts.Trained, seen: DataFrame, relevant: DataFrame
 ) -> float:
-    item_vectors, known = scoring.item_matrix(items)
-    rows = ranking.user_rows(users, seen, relevant)
+    item_vectors, known = trained.item_vectors()
+    rows = ranking.user_rows(trained.users, seen, relevant)
     per_user = ranking.evaluate(spark, rows, item_vectors, known, subsets=("new",), ks=(10,))
     return float(ranking.summarize(per_user, len(item_vectors), ks=(10,))["ndcg@10"])
 
@@ -51,7 +53,6 @@ def search(
     train: DataFrame,
     base: ALSConfig,
     trials: list[dict[str, Any]],
-    fit: Fit,
     work: Path,
 ) -> tuple[ALSConfig, list[dict[str, Any]]]:
     """Fit every trial on a hash split written out before fitting (SPARK-28927); return the
@@ -64,9 +65,9 @@ def search(
     scored = []
     for trial in trials:
         cfg = replace(base, **trial)
-        users, items, seconds = fit(spark, fit_df, cfg)
-        ndcg = validation_ndcg(spark, users, items, fit_df, val_df)
-        scored.append({**trial, "ndcg@10": ndcg, "fit_seconds": round(seconds, 2)})
+        trained = layouts.fit(spark, fit_df, cfg)
+        ndcg = validation_ndcg(spark, trained, fit_df, val_df)
+        scored.append({**trial, "ndcg@10": ndcg, "fit_seconds": round(trained.seconds, 2)})
         log.info("search %s", scored[-1])
     best = max(scored, key=lambda t: (t["ndcg@10"], -t["rank"]))
     fit_df.unpersist()

@@ -23,7 +23,7 @@ from musicrec import constants as c
 from musicrec.config import ALSConfig, PublishConfig
 from musicrec.exceptions import MissingInputError
 from musicrec.lake import io, swap
-from musicrec.model import factors, mllib, search
+from musicrec.model import factors, grid, layouts, search
 from musicrec.runtime.jobs import base_parser
 from musicrec.serving import retention
 from musicrec.serving.store import add_store_options, store_for
@@ -44,7 +44,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ALSConfig, argparse.Namespac
     config.add_options(p, ALSConfig)
     p.add_argument("--search", action="store_true", help="grid search on a validation split")
     p.add_argument("--search-ranks", default="16,32")
-    p.add_argument("--search-reg-params", default="0.01,0.1")
+    p.add_argument(
+        "--search-reg-params", default=None, help="default: the layout's own grid (search.REG_GRID)"
+    )
     p.add_argument("--search-alphas", default="5,20")
     config.add_options(p, PublishConfig, skip=("top_n", "related_n"))
     add_store_options(p)
@@ -55,6 +57,11 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ALSConfig, argparse.Namespac
 
 def model_dir(root: Path, model_id: str) -> Path:
     return root / c.MODELS / "runs" / model_id
+
+
+def checkpoint_dir(root: Path, model_id: str) -> Path:
+    """Factor checkpoints of a grid layout's fit, beside the runs: a retry resumes there."""
+    return root / c.MODELS / "checkpoints" / model_id
 
 
 def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -69,37 +76,47 @@ def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[s
     if args.search:
         work = args.data_root / c.MODELS / "search" / args.model_id
         shutil.rmtree(work, ignore_errors=True)  # a re-run searches afresh
-        grid = search.grid(
-            [int(r) for r in _floats(args.search_ranks)],
-            _floats(args.search_reg_params),
-            _floats(args.search_alphas),
+        regs = (
+            _floats(args.search_reg_params)
+            if args.search_reg_params
+            else search.REG_GRID[cfg.layout]
         )
-        cfg, trials = search.search(spark, data, cfg, grid, mllib.fit, work)
-    users, items, fit_seconds = mllib.fit(spark, data, cfg)
+        trials_grid = search.grid(
+            [int(r) for r in _floats(args.search_ranks)], regs, _floats(args.search_alphas)
+        )
+        cfg, trials = search.search(spark, data, cfg, trials_grid, work)
+    checkpoints = grid.Checkpoints(
+        checkpoint_dir(args.data_root, args.model_id), {}, cfg.checkpoint_interval
+    )
+    workers_s = grid.start_workers(spark) if cfg.layout != "mllib" else 0.0
+    trained = layouts.fit(spark, data, cfg, checkpoints)
     metadata = {
         "model_id": args.model_id,
-        "layout": "mllib",
+        "layout": trained.layout,
         "params": vars(cfg),
         "implicit_prefs": True,
-        "num_blocks": mllib.num_blocks(spark, cfg),
-        "storage": [mllib.INTERMEDIATE_STORAGE, mllib.FINAL_STORAGE],
+        "fit": trained.details,
         "data": {
             "interactions": str(args.interactions),
             "as_of": args.as_of,
             "pairs": pairs,
-            "users": users.count(),
-            "items": items.count(),
+            "users": trained.users.count(),
+            "items": trained.items.count(),
         },
         "search": trials,
         "spark_version": spark.version,
         "master": spark.sparkContext.master,
-        "timings": {"fit_seconds": round(fit_seconds, 2)},
+        "timings": {
+            "fit_seconds": round(trained.seconds, 2),
+            "python_workers_start_seconds": round(workers_s, 2),
+        },
     }
     staged = swap.staging(target)
-    factors.write_frames(staged, users, items)
+    trained.write(staged)
     metadata["timings"]["total_seconds"] = round(time.monotonic() - started, 2)
     factors.write_metadata(staged, metadata)
     swap.swap_in(staged, target)
+    checkpoints.clear()  # the model is complete: a later run of this id starts afresh
     data.unpersist()
     store = store_for(args.data_root, args.database_url, args.reader_role)
     kept = retention.protected_models(store) | {args.model_id}
@@ -111,5 +128,6 @@ def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[s
         **metadata,
         "path": str(target),
         "recovered": recovered,
+        "checkpoints_written": checkpoints.written,
         "retention_removed_models": removed,
     }

@@ -1,0 +1,149 @@
+"""The ALS layouts' shared contract (every layout must pass it, as `implicit`'s models share a
+test mixin), and each grid layout against a single-process solution."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from implicit.cpu._als import least_squares, least_squares_cg
+from musicrec.config import LAYOUTS, ALSConfig
+from musicrec.evaluation import metrics
+from musicrec.exceptions import ConfigError
+from musicrec.generator.interactions import SIZES, interactions
+from musicrec.model import blocks, full_gridify, grid, half_gridify, layouts
+
+pytestmark = pytest.mark.unit
+REG = {"mllib": 0.01, "half-gridify": 0.1, "full-gridify": 0.1}
+
+
+def checkerboard(spark):
+    """Users 0-19 stream items 0-9, users 20-39 items 10-19; each misses one of their own.
+    The right recommendation is obvious: the missing item of the user's own group."""
+    rows, held = [], {}
+    for u in range(40):
+        group = range(0, 10) if u < 20 else range(10, 20)
+        held[u] = group[u % 10]
+        rows += [(u, i, 3.0) for i in group if i != held[u]]
+    return spark.createDataFrame(rows, "user_idx int, item_idx int, rating float"), held
+
+
+def factors_of(trained: layouts.Trained) -> tuple[dict, dict]:
+    users = {r.id: np.array(r.features) for r in trained.users.collect()}
+    items = {r.id: np.array(r.features) for r in trained.items.collect()}
+    return users, items
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_known_answer_the_held_out_item_ranks_in_the_top_3(spark, layout):
+    data, held = checkerboard(spark)
+    cfg = ALSConfig(layout=layout, rank=4, reg_param=REG[layout], alpha=10, max_iter=10)
+    users, items = factors_of(layouts.fit(spark, data, cfg))
+    seen = {u: {i for i in range(20) if i // 10 == u // 20 and i != held[u]} for u in held}
+    for u, vector in users.items():
+        scores = np.full(20, -np.inf)
+        for i, y in items.items():
+            if i not in seen[u]:
+                scores[i] = vector @ y
+        assert held[u] in metrics.top_k(scores, 3), (layout, u, held[u])
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_same_input_and_seed_give_identical_factors(spark, layout):
+    data, _ = checkerboard(spark)
+    cfg = ALSConfig(layout=layout, rank=3, max_iter=3, seed=7)
+    a_users, a_items = factors_of(layouts.fit(spark, data, cfg))
+    b_users, b_items = factors_of(layouts.fit(spark, data, cfg))
+    for a, b in ((a_users, b_users), (a_items, b_items)):
+        assert a.keys() == b.keys()
+        assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+@pytest.fixture(scope="module")
+def tiny(spark):
+    """2,000 users x 500 items from the generator's latent world, ~20k pairs."""
+    train = interactions(SIZES["tiny"], seed=3)["train"][["user_idx", "item_idx", "rating"]]
+    return spark.createDataFrame(train), train
+
+
+def reference(train: pd.DataFrame, cfg: ALSConfig, solver) -> tuple[np.ndarray, np.ndarray]:
+    """Single-process ALS with implicit's kernels on the whole matrix, same start."""
+    conf = 1.0 + cfg.alpha * train["rating"].to_numpy(np.float64)
+    cui = sp.csr_matrix(
+        (conf.astype(np.float32), (train["user_idx"], train["item_idx"])), dtype=np.float32
+    )
+    shape = grid.Shape(cui.shape[0], cui.shape[1], cui.nnz, "")
+    users, items = grid.initial_factors(shape, cfg.rank, cfg.seed)
+    ciu = cui.T.tocsr()
+    for _ in range(cfg.max_iter):
+        solver(cui, users, items, cfg.regularization, num_threads=1)
+        solver(ciu, items, users, cfg.regularization, num_threads=1)
+    return users, items
+
+
+def top10(users: np.ndarray, items: np.ndarray) -> np.ndarray:
+    return np.argsort(-(users @ items.T), axis=1, kind="stable")[:, :10]
+
+
+@pytest.mark.parametrize(
+    ("module", "solver", "kernel"),
+    [
+        (half_gridify, "cg", least_squares_cg),
+        (half_gridify, "cholesky", least_squares),
+        (full_gridify, "cholesky", least_squares),
+    ],
+    ids=["half-cg", "half-cholesky", "full"],
+)
+def test_grid_layouts_match_a_single_process_solution(spark, tiny, module, solver, kernel):
+    frame, train = tiny
+    cfg = ALSConfig(layout=module.LAYOUT, rank=8, reg_param=1.0, alpha=5, max_iter=5, solver=solver)
+    fitted = module.fit(spark, frame, cfg)
+    want_users, want_items = reference(train, cfg, kernel)
+    rated = np.unique(train["user_idx"])
+    scale = np.abs(want_users[rated]).max()
+    assert np.abs(fitted.users[rated] - want_users[rated]).max() <= 1e-3 * scale
+    assert np.abs(fitted.items - want_items).max() <= 1e-3 * np.abs(want_items).max()
+    same = (top10(fitted.users[rated], fitted.items) == top10(want_users[rated], want_items)).all(1)
+    assert same.mean() >= 0.98
+
+
+def test_full_gridify_cell_sums_equal_a_dense_computation():
+    rng = np.random.default_rng(1)
+    dense = np.where(rng.random((30, 12)) < 0.3, rng.uniform(1, 20, (30, 12)), 0)
+    dense[7] = 0  # a row of the block with no rating in this cell
+    rows, cols = np.nonzero(dense)
+    cell = blocks.to_block(rows, cols, dense[rows, cols].astype(np.float32))
+    factors = rng.standard_normal((12, 4)).astype(np.float32)
+    a_upper, b = full_gridify.partial_sums(cell, 30, factors)
+    i, j = full_gridify.upper(4)
+    for u in range(30):
+        weight = np.where(dense[u] > 0, dense[u] - 1, 0)
+        a = (factors.T * weight) @ factors  # sum over rated items of (c - 1) y y^T
+        np.testing.assert_allclose(a_upper[u], a[i, j], rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(b[u], dense[u] @ factors, rtol=1e-4, atol=1e-4)
+    assert not a_upper[7].any() and not b[7].any()
+
+
+def test_half_gridify_refuses_up_front_when_broadcasts_exceed_the_budget(spark, tiny):
+    frame, _ = tiny
+    cfg = ALSConfig(layout="half-gridify", rank=1000, broadcast_budget_mb=1)
+    with pytest.raises(ConfigError, match="full-gridify .* and mllib"):
+        half_gridify.fit(spark, frame, cfg)
+
+
+@pytest.mark.parametrize("module", [half_gridify, full_gridify], ids=["half", "full"])
+def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(spark, tiny, tmp_path, module):
+    frame, _ = tiny
+    cfg = ALSConfig(layout=module.LAYOUT, rank=6, max_iter=4, checkpoint_interval=2)
+    saved = grid.Checkpoints(tmp_path / "run", {}, 2)
+    whole = module.fit(spark, frame, cfg, saved)  # leaves its checkpoint of iteration 2
+    assert saved.written == [2] and whole.details["resumed_from_iteration"] is None
+    resumed = module.fit(spark, frame, cfg, grid.Checkpoints(tmp_path / "run", {}, 2))
+    assert resumed.details["resumed_from_iteration"] == 2
+    np.testing.assert_array_equal(resumed.users, whole.users)
+    np.testing.assert_array_equal(resumed.items, whole.items)
+    # Another run (other parameters) does not pick the checkpoint up.
+    other = ALSConfig(**{**vars(cfg), "max_iter": 5})
+    fresh = module.fit(spark, frame, other, grid.Checkpoints(tmp_path / "run", {}, 2))
+    assert fresh.details["resumed_from_iteration"] is None
