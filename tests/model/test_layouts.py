@@ -16,6 +16,9 @@ from musicrec.model import blocks, full_gridify, grid, half_gridify, layouts
 
 pytestmark = pytest.mark.unit
 REG = {"mllib": 0.01, "half-gridify": 0.1, "full-gridify": 0.1}
+# Full gridify runs several short jobs per half-iteration: fewer iterations keep it quick,
+# and exact solves need fewer.
+ITERATIONS = {"mllib": 10, "half-gridify": 10, "full-gridify": 5}
 
 
 def checkerboard(spark):
@@ -38,7 +41,9 @@ def factors_of(trained: layouts.Trained) -> tuple[dict, dict]:
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_known_answer_the_held_out_item_ranks_in_the_top_3(spark, layout):
     data, held = checkerboard(spark)
-    cfg = ALSConfig(layout=layout, rank=4, reg_param=REG[layout], alpha=10, max_iter=10)
+    cfg = ALSConfig(
+        layout=layout, rank=4, reg_param=REG[layout], alpha=10, max_iter=ITERATIONS[layout]
+    )
     users, items = factors_of(layouts.fit(spark, data, cfg))
     seen = {u: {i for i in range(20) if i // 10 == u // 20 and i != held[u]} for u in held}
     for u, vector in users.items():
@@ -52,7 +57,7 @@ def test_known_answer_the_held_out_item_ranks_in_the_top_3(spark, layout):
 @pytest.mark.parametrize("layout", LAYOUTS)
 def test_same_input_and_seed_give_identical_factors(spark, layout):
     data, _ = checkerboard(spark)
-    cfg = ALSConfig(layout=layout, rank=3, max_iter=3, seed=7)
+    cfg = ALSConfig(layout=layout, rank=3, max_iter=2, seed=7)
     a_users, a_items = factors_of(layouts.fit(spark, data, cfg))
     b_users, b_items = factors_of(layouts.fit(spark, data, cfg))
     for a, b in ((a_users, b_users), (a_items, b_items)):
@@ -143,7 +148,13 @@ def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(spark, tiny, tmp_pat
     assert resumed.details["resumed_from_iteration"] == 2
     np.testing.assert_array_equal(resumed.users, whole.users)
     np.testing.assert_array_equal(resumed.items, whole.items)
-    # Another run (other parameters) does not pick the checkpoint up.
+    # Another run (other parameters, or other data) does not pick the checkpoint up.
+    shape = grid.shape_of(frame)
+    blocks_ = saved.key["blocks"]
     other = ALSConfig(**{**vars(cfg), "max_iter": 5})
-    fresh = module.fit(spark, frame, other, grid.Checkpoints(tmp_path / "run", {}, 2))
-    assert fresh.details["resumed_from_iteration"] is None
+    for key in (
+        grid.checkpoint_key(module.LAYOUT, other, blocks_, shape),
+        grid.checkpoint_key(module.LAYOUT, cfg, blocks_, grid.Shape(1, 1, 1, "other data")),
+    ):
+        assert grid.Checkpoints(tmp_path / "run", key, 2).load() is None
+    assert grid.Checkpoints(tmp_path / "run", saved.key, 2).load() is not None

@@ -135,9 +135,9 @@ def als_table(tmp_path_factory) -> Path:
 # Per layout: the regulariser (MLlib scales it by row counts, the grid layouts do not) and
 # the stage every iteration completes, by which training progress is read.
 LAYOUT_RUNS = {
-    "mllib": ("0.05", "aggregate at ALS"),
-    "half-gridify": ("0.5", "half_gridify.py"),
-    "full-gridify": ("0.5", "full_gridify.py"),
+    "mllib": ("0.05", "aggregate at ALS", "12"),
+    "half-gridify": ("0.5", "half_gridify.py", "12"),
+    "full-gridify": ("0.5", "full_gridify.py", "6"),  # exact solves, several jobs per half
 }
 
 
@@ -146,7 +146,8 @@ def train_args(root: Path, table: Path, model_id: str, layout: str = "mllib") ->
 
     return [
         *["--data-root", str(root), "--interactions", str(table), "--as-of", AS_OF],
-        *["--model-id", model_id, "--rank", "16", "--max-iter", "12", "--num-blocks", "2"],
+        *["--model-id", model_id, "--rank", "16", "--num-blocks", "2"],
+        *["--max-iter", LAYOUT_RUNS[layout][2]],
         *["--alpha", "10", "--reg-param", LAYOUT_RUNS[layout][0], "--layout", layout],
     ]
 
