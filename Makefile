@@ -56,13 +56,13 @@ backfill: dist
 # A Spark standalone cluster from the pinned pyspark: master spark://127.0.0.1:7077 (UI :8081),
 # two workers, a History Server on :18080 reading $(DATA)/spark-events (the jobs' event logs).
 cluster-up: venv
-	$(BIN)/python -m musicrec.cluster up --run-dir $(CLUSTER_DIR) --event-dir $(DATA)/spark-events
+	$(BIN)/python -m musicrec.runtime.cluster up --run-dir $(CLUSTER_DIR) --event-dir $(DATA)/spark-events
 
 cluster-down: venv
-	$(BIN)/python -m musicrec.cluster down --run-dir $(CLUSTER_DIR)
+	$(BIN)/python -m musicrec.runtime.cluster down --run-dir $(CLUSTER_DIR)
 
 cluster-status: venv
-	$(BIN)/python -m musicrec.cluster status --run-dir $(CLUSTER_DIR)
+	$(BIN)/python -m musicrec.runtime.cluster status --run-dir $(CLUSTER_DIR)
 
 demo: dist
 	PYTHONPATH=scripts $(BIN)/python scripts/demo.py --data-root $(DATA)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What the two commands need beyond Python packages, checked before anything starts.
-#   check_prereqs.sh [python]          make demo / make venv: Python 3.11+ and Java 17+
+#   check_prereqs.sh [python]          make demo / make venv: Python 3.11+, Java 17+, libgomp1
 #   check_prereqs.sh --tests [python]  make test, also: PostgreSQL server binaries (throwaway
 #                                      servers) and docker-compose (static check of the file)
 # On a miss: one line per missing piece, then the exact install command, exit 1.
@@ -20,6 +20,9 @@ fi
 if [ -z "$major" ] || [ "$major" -lt 17 ]; then
   missing+=("Java 17+ for Spark (found: $(java -version 2>&1 | head -1 || echo none))")
   packages+=(openjdk-17-jre-headless)
+fi
+if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q "libgomp.so.1"; then
+  missing+=("libgomp1 (OpenMP): the grid ALS layouts run implicit's kernels"); packages+=(libgomp1)
 fi
 if [ "$tests" = 1 ]; then
   if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then

@@ -327,8 +327,9 @@ LAYOUTS = ("mllib", "half-gridify", "full-gridify")
 SOLVERS = ("cg", "cholesky")
 # The regulariser means different things per layout: MLlib scales it by each row's count
 # (ALS-WR), the grid layouts use it as a plain lambda for every row (the `implicit` library's
-# kernels). Defaults: what each layout's search chose on the medium benchmark.
-DEFAULT_REG = {"mllib": 0.05, "half-gridify": 1.0, "full-gridify": 1.0}
+# kernels). Defaults: within what each layout's search chose on the benchmarks
+# (model.search), on the low side, since small data wants less.
+DEFAULT_REG = {"mllib": 0.2, "half-gridify": 30.0, "full-gridify": 30.0}
 # The layout the DAG and the jobs use unless told otherwise: the fastest that passes the
 # failure tests (benchmarks/results/latest.json, README).
 DEFAULT_LAYOUT = "half-gridify"

@@ -21,6 +21,8 @@ def content(path: Path) -> str:
 
 
 def crash_on_second_rename(monkeypatch) -> None:
+    """The next swap dies after putting the old folder aside, before renaming the new one
+    into place (a killed driver)."""
     calls: list[object] = []
     real = swap.rename
 

@@ -14,22 +14,13 @@ from musicrec.exceptions import ConfigError
 from musicrec.generator.interactions import SIZES, interactions
 from musicrec.model import blocks, full_gridify, grid, half_gridify, layouts
 
+from tests.model.test_mllib import two_groups as checkerboard
+
 pytestmark = pytest.mark.unit
 REG = {"mllib": 0.01, "half-gridify": 0.1, "full-gridify": 0.1}
 # Full gridify runs several short jobs per half-iteration: fewer iterations keep it quick,
 # and exact solves need fewer.
 ITERATIONS = {"mllib": 10, "half-gridify": 10, "full-gridify": 5}
-
-
-def checkerboard(spark):
-    """Users 0-19 stream items 0-9, users 20-39 items 10-19; each misses one of their own.
-    The right recommendation is obvious: the missing item of the user's own group."""
-    rows, held = [], {}
-    for u in range(40):
-        group = range(0, 10) if u < 20 else range(10, 20)
-        held[u] = group[u % 10]
-        rows += [(u, i, 3.0) for i in group if i != held[u]]
-    return spark.createDataFrame(rows, "user_idx int, item_idx int, rating float"), held
 
 
 def factors_of(trained: layouts.Trained) -> tuple[dict, dict]:

@@ -79,7 +79,8 @@ def test_versions_match_the_pinned_packages(compose):
     assert "FROM apache/spark:${SPARK_VERSION}" in spark_file
     assert f"ARG AIRFLOW_VERSION={requirement('apache-airflow')}" in airflow_file
     assert "openjdk-17" in airflow_file and "requirements.txt" in airflow_file
-    for lib in ("numpy", "pandas", "pyarrow"):  # what executors import, as the driver has it
+    # What executors import, as the driver has it (the grid ALS layouts: implicit's kernels).
+    for lib in ("numpy", "pandas", "pyarrow", "implicit", "scipy", "threadpoolctl"):
         assert f"{lib}=={version(lib)}" in spark_file, lib
     services = compose["services"]
     for name in ("spark-master", "spark-worker-1", "spark-worker-2", "spark-history"):

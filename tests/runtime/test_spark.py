@@ -167,7 +167,7 @@ def test_make_test_stops_at_once_naming_what_is_missing(tmp_path):
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for tool in ("bash", "java", "sed", "head", "id", "ls"):  # no docker-compose
+    for tool in ("bash", "java", "sed", "head", "id", "ls", "grep"):  # no docker-compose
         found = shutil.which(tool)
         assert found, tool
         (bin_dir / tool).symlink_to(found)

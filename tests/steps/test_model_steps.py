@@ -17,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from tests.conftest import make_data_root
 from tests.jobs import run_job
+from tests.lake.test_swap import crash_on_second_rename
 
 pytestmark = pytest.mark.unit
 AS_OF = "2026-02-10"
@@ -243,23 +244,6 @@ def test_after_a_rollback_the_gate_compares_with_the_version_serving_again(event
     assert not (root / c.SERVING / "published.json").exists()
 
 
-def crash_between_renames(monkeypatch) -> None:
-    """The next swap dies after putting the old folder aside, before renaming the new one
-    into place (a killed driver)."""
-    from musicrec.lake import swap
-
-    calls = []
-    real = swap.rename
-
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) == 2:
-            raise OSError("killed between the two renames (injected)")
-        real(src, dst)
-
-    monkeypatch.setattr(swap, "rename", replace)
-
-
 def folder_bytes(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
@@ -271,7 +255,7 @@ def test_a_crash_between_renames_loses_neither_model_nor_serving_version(
     model = pipeline / c.MODELS / "runs" / f"artist-{AS_OF}"
     version = pipeline / c.SERVING / "versions" / f"artist-{AS_OF}"
     kept = {"model": folder_bytes(model), "version": folder_bytes(version)}
-    crash_between_renames(monkeypatch)
+    crash_on_second_rename(monkeypatch)
     assert run_job("train", s["train"]) == c.EXIT_RETRYABLE
     monkeypatch.undo()
     assert not model.exists() and model.with_name(f".{model.name}.old").is_dir()
@@ -282,7 +266,7 @@ def test_a_crash_between_renames_loses_neither_model_nor_serving_version(
     assert folder_bytes(model) == kept["model"]
     assert not list(model.parent.glob(f".{model.name}*"))
 
-    crash_between_renames(monkeypatch)
+    crash_on_second_rename(monkeypatch)
     assert run_job("publish", s["publish"]) == c.EXIT_RETRYABLE
     monkeypatch.undo()
     assert not version.exists()

@@ -163,30 +163,26 @@ def fit(
     n = grid.default_blocks(spark, cfg)
     cells = Grid(spark, ratings, cfg, n)  # built once, inside the timing
     built_s = time.monotonic() - started
-    users, items = (
-        initial if initial is not None else grid.initial_factors(shape, cfg.rank, cfg.seed)
-    )
-    first = 0
-    if checkpoints is not None:
-        checkpoints.key = grid.checkpoint_key(LAYOUT, cfg, {"user": n, "item": n}, shape)
-        resumed = checkpoints.load()
-        if resumed is not None:
-            first, users, items = resumed
-            log.info("resuming from the factor checkpoint after iteration %d", first)
     written_built = grid.shuffle_written(spark)
-    for iteration in range(first, cfg.max_iter):
-        cells.half_step("user", users, items, cfg.regularization)
-        grid.unrated_to_zero(users, cells.ids["user"])
-        cells.half_step("item", items, users, cfg.regularization)
-        grid.unrated_to_zero(items, cells.ids["item"])
-        if checkpoints is not None and checkpoints.due(iteration + 1, cfg.max_iter):
-            checkpoints.save(iteration + 1, users, items)
-    written_end = grid.shuffle_written(spark)
+    reg = cfg.regularization
+    done = grid.alternate(
+        spark,
+        LAYOUT,
+        cfg,
+        shape,
+        {"user": n, "item": n},
+        {
+            "user": lambda own, other: cells.half_step("user", own, other, reg),
+            "item": lambda own, other: cells.half_step("item", own, other, reg),
+        },
+        cells.ids,
+        checkpoints,
+        initial,
+    )
     cells.unpersist()
-    iterations = cfg.max_iter - first
     return grid.Fitted(
-        users,
-        items,
+        done.users,
+        done.items,
         cells.ids["user"],
         cells.ids["item"],
         time.monotonic() - started,
@@ -194,11 +190,9 @@ def fit(
             "layout": LAYOUT,
             "blocks": {"user": n, "item": n, "cells": n * n},
             "solver": "batched solve of the normal equations",
-            "resumed_from_iteration": first or None,
+            "resumed_from_iteration": done.resumed_from,
             "build_seconds": round(built_s, 2),
             "shuffle_write_mb_build": grid.mib(written_built - written_before),
-            "shuffle_write_mb_per_iter": grid.mib(
-                (written_end - written_built) / max(iterations, 1)
-            ),
+            "shuffle_write_mb_per_iter": done.shuffle_mb_per_iter,
         },
     )

@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,47 @@ def start_workers(spark: SparkSession) -> float:
     slots = spark.sparkContext.defaultParallelism
     spark.sparkContext.parallelize(range(slots), slots).mapPartitions(_import_kernels).collect()
     return time.monotonic() - started
+
+
+@dataclass
+class Alternation:
+    """What ``alternate`` did: the factors and the figures every grid layout reports."""
+
+    users: np.ndarray
+    items: np.ndarray
+    resumed_from: int | None
+    shuffle_mb_per_iter: float
+
+
+def alternate(
+    spark: SparkSession,
+    layout: str,
+    cfg: ALSConfig,
+    shape: Shape,
+    blocks: dict[str, int],
+    solve: dict[str, Callable[[np.ndarray, np.ndarray], None]],
+    rated: dict[str, np.ndarray],
+    checkpoints: Checkpoints | None,
+    initial: tuple[np.ndarray, np.ndarray] | None,
+) -> Alternation:
+    """The alternation both grid layouts run: start (or resume from the last checkpoint),
+    then per iteration solve users given items and items given users, in place
+    (``solve[side](own, other)``), checkpointing every ``checkpoint_interval``."""
+    users, items = initial if initial is not None else initial_factors(shape, cfg.rank, cfg.seed)
+    first = 0
+    if checkpoints is not None:
+        checkpoints.key = checkpoint_key(layout, cfg, blocks, shape)
+        resumed = checkpoints.load()
+        if resumed is not None:
+            first, users, items = resumed
+            log.info("resuming from the factor checkpoint after iteration %d", first)
+    written = shuffle_written(spark)
+    for iteration in range(first, cfg.max_iter):
+        solve["user"](users, items)
+        unrated_to_zero(users, rated["user"])
+        solve["item"](items, users)
+        unrated_to_zero(items, rated["item"])
+        if checkpoints is not None and checkpoints.due(iteration + 1, cfg.max_iter):
+            checkpoints.save(iteration + 1, users, items)
+    per_iter = (shuffle_written(spark) - written) / max(cfg.max_iter - first, 1)
+    return Alternation(users, items, first or None, mib(per_iter))

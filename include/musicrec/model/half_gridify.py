@@ -141,35 +141,31 @@ def fit(
     built = blocks.build(ratings, keyings, cfg.alpha)
     sides, rows = built.rdds, built.rows
     built_s = time.monotonic() - started
-    users, items = (
-        initial if initial is not None else grid.initial_factors(shape, cfg.rank, cfg.seed)
-    )
-    first = 0
-    if checkpoints is not None:
-        checkpoints.key = grid.checkpoint_key(
-            LAYOUT, cfg, {"user": n_blocks, "item": n_blocks}, shape
-        )
-        resumed = checkpoints.load()
-        if resumed is not None:
-            first, users, items = resumed
-            log.info("resuming from the factor checkpoint after iteration %d", first)
     user_ids = np.sort(np.concatenate(list(rows["user"].values())))
     item_ids = np.sort(np.concatenate(list(rows["item"].values())))
     written_built = grid.shuffle_written(spark)
-    for iteration in range(first, cfg.max_iter):
-        half_step(spark, sides["user"], rows["user"], users, items, cfg, threads)
-        grid.unrated_to_zero(users, user_ids)
-        half_step(spark, sides["item"], rows["item"], items, users, cfg, threads)
-        grid.unrated_to_zero(items, item_ids)
-        if checkpoints is not None and checkpoints.due(iteration + 1, cfg.max_iter):
-            checkpoints.save(iteration + 1, users, items)
-    written_end = grid.shuffle_written(spark)
+
+    def solver(side: str) -> Any:
+        return lambda own, other: half_step(
+            spark, sides[side], rows[side], own, other, cfg, threads
+        )
+
+    done = grid.alternate(
+        spark,
+        LAYOUT,
+        cfg,
+        shape,
+        {"user": n_blocks, "item": n_blocks},
+        {"user": solver("user"), "item": solver("item")},
+        {"user": user_ids, "item": item_ids},
+        checkpoints,
+        initial,
+    )
     for side in sides.values():
         side.unpersist()
-    iterations = cfg.max_iter - first
     return grid.Fitted(
-        users,
-        items,
+        done.users,
+        done.items,
         user_ids,
         item_ids,
         time.monotonic() - started,
@@ -179,12 +175,10 @@ def fit(
             "solver": cfg.solver,
             "cg_steps": cfg.cg_steps if cfg.solver == "cg" else None,
             "threads_per_task": threads,
-            "resumed_from_iteration": first or None,
+            "resumed_from_iteration": done.resumed_from,
             "build_seconds": round(built_s, 2),
             "shuffle_write_mb_build": grid.mib(written_built - written_before),
-            "shuffle_write_mb_per_iter": grid.mib(
-                (written_end - written_built) / max(iterations, 1)
-            ),
+            "shuffle_write_mb_per_iter": done.shuffle_mb_per_iter,
             **budget,
         },
     )

@@ -47,7 +47,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[ALSConfig, argparse.Namespac
     p.add_argument(
         "--search-reg-params", default=None, help="default: the layout's own grid (search.REG_GRID)"
     )
-    p.add_argument("--search-alphas", default="5,20")
+    p.add_argument(
+        "--search-alphas", default=None, help="default: the layout's own grid (search.ALPHA_GRID)"
+    )
     config.add_options(p, PublishConfig, skip=("top_n", "related_n"))
     add_store_options(p)
     args = p.parse_args(argv)
@@ -81,9 +83,10 @@ def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[s
             if args.search_reg_params
             else search.REG_GRID[cfg.layout]
         )
-        trials_grid = search.grid(
-            [int(r) for r in _floats(args.search_ranks)], regs, _floats(args.search_alphas)
+        alphas = (
+            _floats(args.search_alphas) if args.search_alphas else search.ALPHA_GRID[cfg.layout]
         )
+        trials_grid = search.grid([int(r) for r in _floats(args.search_ranks)], regs, alphas)
         cfg, trials = search.search(spark, data, cfg, trials_grid, work)
     checkpoints = grid.Checkpoints(
         checkpoint_dir(args.data_root, args.model_id), {}, cfg.checkpoint_interval
