@@ -108,14 +108,17 @@ def service_environment(env: dict[str, str], port: int, password: str) -> dict[s
     return out
 
 
-def start_services(env: dict[str, str]) -> dict[str, subprocess.Popen]:
-    """Start api-server, scheduler, dag-processor and triggerer; logs and pids in the home."""
+def start_services(
+    env: dict[str, str], only: tuple[str, ...] = SERVICES
+) -> dict[str, subprocess.Popen]:
+    """Start api-server, scheduler, dag-processor and triggerer (or ``only`` some); logs and
+    pids in the home."""
     home = Path(env["AIRFLOW_HOME"])
     logs, run = home / "logs" / "services", home / "run"
     logs.mkdir(parents=True, exist_ok=True)
     run.mkdir(parents=True, exist_ok=True)
     procs: dict[str, subprocess.Popen] = {}
-    for name in SERVICES:
+    for name in only:
         args = [str(BIN / "airflow"), name]
         if name == "api-server":
             args += ["--host", env["AIRFLOW__API__HOST"], "--port", env["AIRFLOW__API__PORT"]]
@@ -196,6 +199,22 @@ class Api:
 
     def delete(self, path: str) -> dict:
         return self._call("DELETE", path)
+
+    def wait_up(self, procs: dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
+        """Until the API answers (the api-server alone: no scheduler to be healthy)."""
+        import time
+        import urllib.error
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs.values()):
+                raise RuntimeError("the api-server exited (see logs/services)")
+            try:
+                self.get("/api/v2/monitor/health")
+                return
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(1)
+        raise TimeoutError(f"the api-server did not answer in {timeout_s:.0f} s")
 
     def wait_healthy(self, procs: dict[str, subprocess.Popen], timeout_s: float = 180) -> None:
         """Until the API answers and reports a healthy scheduler and dag-processor."""

@@ -37,6 +37,7 @@ def codes(path: str, source: str) -> list[str]:
         "include/musicrec/orchestration/probe.py",
         "include/musicrec/monitoring/probe.py",
         "include/musicrec/config.py",
+        "include/musicrec/settings.py",
     ],
 )
 def test_scheduler_side_modules_refuse_heavy_imports_at_module_level(path):

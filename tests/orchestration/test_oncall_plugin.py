@@ -44,6 +44,7 @@ def test_view_lists_only_applications_with_trouble(tmp_path, monkeypatch):
         "resubmitted_stages": 1,
         "fetch_failures": 0,
         "retried_tasks": 2,
+        "log": str(tmp_path / "spark-events" / "app-2"),  # a server path: never shown
     }
     decommissioned = quiet | {
         "app_id": "app-3",
@@ -57,6 +58,11 @@ def test_view_lists_only_applications_with_trouble(tmp_path, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_MUSICREC_DATA_ROOT", str(tmp_path))
     monkeypatch.setenv("MUSICREC_HISTORY_SERVER_URL", "http://history:18080")
     plugin = load_plugin()
+    from airflow.api_fastapi.core_api.security import get_user
+
+    anonymous = TestClient(plugin.app)  # no auth manager runs here: nobody is let in
+    assert anonymous.get("/api/recent").status_code in (401, 403, 500)
+    plugin.app.dependency_overrides[get_user] = lambda: "on-call"  # as if logged in
     client = TestClient(plugin.app)
     assert [r["app_id"] for r in client.get("/api/recent").json()] == ["app-2"]
     # A planned decommission is no trouble: the alerts' definition (executor_health.trouble).
@@ -64,6 +70,8 @@ def test_view_lists_only_applications_with_trouble(tmp_path, monkeypatch):
     assert listed == ["app-3", "app-2", "app-1"]
     page = client.get("/").text
     assert "Command exited with code 137" in page and "app-1" not in page
+    assert str(tmp_path) not in page and str(tmp_path) not in client.get("/api/recent").text
+    assert client.get("/docs").status_code == 404  # no CDN-loaded docs pages
     assert "http://history:18080/history/app-2/jobs/" in page
     names = [v["name"] for v in plugin.MusicrecOnCallPlugin.external_views]
     assert names == ["Executor health"]
