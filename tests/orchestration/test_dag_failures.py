@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from musicrec import constants as c
+from musicrec.runtime import spark_conf
 from pyspark.testing import assertDataFrameEqual
 
 from tests import procs
@@ -121,7 +122,8 @@ def test_timeout_fails_the_task_and_leaves_no_spark_process(tmp_path):
     kinds = " ".join(cmd for snapshot in seen for _, cmd in snapshot)
     # The full tree existed: the SparkSubmit JVM, the Python driver, a PySpark worker.
     assert "deploy.SparkSubmit" in kinds, kinds[-2000:]
-    assert "sleepy_job.py" in kinds and "pyspark.daemon" in kinds, kinds[-2000:]
+    daemon = spark_conf.LOCAL_OVERRIDES["spark.python.daemon.module"]
+    assert "sleepy_job.py" in kinds and daemon in kinds, kinds[-2000:]
     deadline = time.monotonic() + 30
     while processes_with(token) and time.monotonic() < deadline:
         time.sleep(1)

@@ -185,7 +185,9 @@ def mib(n_bytes: float) -> float:
 
 def _import_kernels(_: Any) -> list[str]:
     import implicit.cpu._als  # noqa: F401
+    import pandas  # noqa: F401 - what PySpark's Arrow serializers import in a worker
     import pyarrow  # noqa: F401
+    import pyspark.sql.pandas.serializers  # noqa: F401
     import scipy.sparse  # noqa: F401
     import threadpoolctl  # noqa: F401
 
@@ -193,9 +195,9 @@ def _import_kernels(_: Any) -> list[str]:
 
 
 def start_workers(spark: SparkSession) -> float:
-    """Start every Python worker the fit will use and import its kernels there (numpy,
-    scipy, implicit, Arrow): seconds of interpreter start-up that belong to the application,
-    not to ALS, like the `implicit` library's own import before its fit."""
+    """Start every Python worker the fit will use and import its libraries there (numpy,
+    scipy, implicit, pandas, Arrow): interpreter start-up that belongs to the application,
+    not to ALS, as the `implicit` library's own import precedes its fit."""
     started = time.monotonic()
     slots = spark.sparkContext.defaultParallelism
     spark.sparkContext.parallelize(range(slots), slots).mapPartitions(_import_kernels).collect()
