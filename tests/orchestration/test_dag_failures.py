@@ -122,7 +122,7 @@ def test_timeout_fails_the_task_and_leaves_no_spark_process(tmp_path):
     kinds = " ".join(cmd for snapshot in seen for _, cmd in snapshot)
     # The full tree existed: the SparkSubmit JVM, the Python driver, a PySpark worker.
     assert "deploy.SparkSubmit" in kinds, kinds[-2000:]
-    daemon = spark_conf.LOCAL_OVERRIDES["spark.python.daemon.module"]
+    daemon, _why = spark_conf.LOCAL_OVERRIDES["spark.python.daemon.module"]
     assert "sleepy_job.py" in kinds and daemon in kinds, kinds[-2000:]
     deadline = time.monotonic() + 30
     while processes_with(token) and time.monotonic() < deadline:
