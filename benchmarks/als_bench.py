@@ -140,11 +140,24 @@ def layout_args(common: list[str], layout: str, search: bool, fixed: dict | None
     return args
 
 
-def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None = None) -> dict:
-    """The three layouts and `implicit`, side by side on one generated split. ``fixed``:
-    {layout: {alpha, reg_param}, "implicit": {regularization, alpha}} instead of searching
-    (large: the values every search chose at medium)."""
+def als_benchmark(
+    size_name: str,
+    repeats: int,
+    search: bool,
+    fixed: dict | None = None,
+    measure: tuple[str, ...] = LAYOUTS,
+) -> dict:
+    """The layouts in ``measure`` (all three unless told) and `implicit`, side by side on one
+    generated split. ``fixed``: {layout: {alpha, reg_param}, "implicit": {regularization,
+    alpha}} instead of searching (large: the values every search chose at medium)."""
     import scipy.sparse as sp
+    from musicrec.config import DEFAULT_LAYOUT
+
+    if DEFAULT_LAYOUT not in measure or not set(measure) <= set(LAYOUTS):
+        raise SystemExit(
+            f"layouts {','.join(measure)}: must be among {','.join(LAYOUTS)} and include the "
+            f"default, {DEFAULT_LAYOUT} (its model goes through the evaluate step)"
+        )
 
     work = Path(tempfile.mkdtemp(prefix="musicrec-als-bench-"))
     env = submit.environment()
@@ -164,12 +177,12 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
     tuned = dict(fixed["implicit"]) if fixed else implicit_tune(csr)
     common = ["--data-root", str(work), "--interactions", str(table), "--as-of", AS_OF]
     runs: dict[str, dict] = {
-        n: {"fit": [], "step": [], "rss": 0.0, "meta": None, "search": []} for n in LAYOUTS
+        n: {"fit": [], "step": [], "rss": 0.0, "meta": None, "search": []} for n in measure
     }
     implicit_s: dict[str, list[float]] = {"cg": [], "cholesky": []}
     chosen: dict[str, dict] = {}
     if search:  # each layout's own search, in a spark-submit of its own (not timed)
-        for layout in LAYOUTS:
+        for layout in measure:
             model_id = f"search-{layout}"
             args = layout_args(common, layout, True, None)
             run_measured(submit.command("train", [*args, "--model-id", model_id]), env)
@@ -179,7 +192,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
     else:
         chosen = dict(fixed or {})
     for rep in range(repeats):  # contenders alternated: machine noise hits them alike
-        for layout in LAYOUTS:
+        for layout in measure:
             model_id = f"bench-{layout}"
             # A fresh application every time, as a daily train task runs: the fit includes
             # what a first fit costs (JIT, the first Arrow and shuffle passes).
@@ -200,8 +213,6 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
 
     # Quality: the default layout through the product's evaluate step (with popularity), the
     # others and `implicit` scored by the same ranking code on the same holdout.
-    from musicrec.config import DEFAULT_LAYOUT
-
     default_dir = work / "models" / "runs" / f"bench-{DEFAULT_LAYOUT}"
     evaluate = [*common, "--model", str(default_dir), "--min-lift", "0", "--max-drop", "1"]
     evaluate_started = time.monotonic()
@@ -211,7 +222,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
         (work / "reports" / "evaluation" / default_dir.name / "metrics.json").read_text()
     )["results"]
     scores = {DEFAULT_LAYOUT: {s: metrics[s]["als"] for s in ("all", "new")}}
-    for layout in LAYOUTS:
+    for layout in measure:
         if layout != DEFAULT_LAYOUT:
             scores[layout] = score(table, work / "models" / "runs" / f"bench-{layout}", work, env)
     implicit_scores = score(table, factors, work, env)
@@ -223,7 +234,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
     flops = ITERATIONS * (2 * nnz * RANK**2 + (m + n) * RANK**3 / 3)
     pop_all = metrics["all"]["popularity"]
     layouts = {}
-    for layout in LAYOUTS:
+    for layout in measure:
         meta = runs[layout]["meta"]
         layouts[layout.replace("-", "_")] = {
             "fit_s": median(runs[layout]["fit"]),
@@ -265,7 +276,7 @@ def als_benchmark(size_name: str, repeats: int, search: bool, fixed: dict | None
             "popularity_ndcg10": metrics["new"]["popularity"]["ndcg@10"],
         },
         "params": {
-            **{layout: layouts[layout.replace("-", "_")]["params"] for layout in LAYOUTS},
+            **{layout: layouts[layout.replace("-", "_")]["params"] for layout in measure},
             "implicit": {k: tuned[k] for k in ("regularization", "alpha")},
         },
         "hyperparameters": "fixed (chosen at medium)" if fixed else "searched",

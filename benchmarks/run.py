@@ -111,6 +111,12 @@ def main() -> int:
         default="ingest,als,pipeline",
         help="comma-separated sections to measure; the others keep their last results",
     )
+    p.add_argument(
+        "--layouts",
+        default="mllib,half-gridify,full-gridify",
+        help="ALS layouts to measure (the default layout always; large: full-gridify takes "
+        "about 20 minutes a fit)",
+    )
     args = p.parse_args()
     sections = set(args.only.split(","))
     import pyspark
@@ -151,7 +157,11 @@ def main() -> int:
         medium = next((a for a in result["als"] if a.get("size") == "medium"), None)
         fixed = medium["params"] if args.size == "large" and medium else None
         search = args.size != "large"
-        entry = {**als_benchmark(args.size, args.repeats, search=search, fixed=fixed), **stamp}
+        measure = tuple(args.layouts.split(","))
+        entry = {
+            **als_benchmark(args.size, args.repeats, search=search, fixed=fixed, measure=measure),
+            **stamp,
+        }
         shutil.rmtree(entry.pop("work"), ignore_errors=True)
         result["als"] = [a for a in result["als"] if a.get("size") != args.size] + [entry]
     if "pipeline" in sections:
@@ -234,6 +244,11 @@ def plots(r: dict, folder: Path) -> list[Path]:
     return [path]
 
 
+def _each(figures: list[dict | None], field: str, spec: str) -> str:
+    """One field of each layout's figures, "-" for a layout not measured."""
+    return ", ".join("-" if x is None else format(x.get(field) or 0, spec) for x in figures)
+
+
 def als_rows(r: dict) -> list[str]:
     lines = [
         "| size | users x items, nnz | half gridify s | full gridify s | MLlib s | implicit CG s "
@@ -246,18 +261,18 @@ def als_rows(r: dict) -> list[str]:
         ls = layouts_of(a)
         if not ls:
             continue
-        half, full, mllib = (ls[k] for k, _ in LAYOUT_KEYS)
-        shuffle = ", ".join(
-            f"{x.get('shuffle_write_mb_per_iter') or 0:,.0f}" for x in (half, full, mllib)
-        )
-        quality = ", ".join(f"{x['ndcg10']:.3f}" for x in (half, full, mllib))
+        measured = [ls.get(k) for k, _ in LAYOUT_KEYS]  # None: not measured at this size
+        half, _, mllib = measured
+        assert half is not None  # the default layout is always measured
+        quality = _each(measured, "ndcg10", ".3f")
         quality += f", {a['implicit_ndcg10']:.3f}, {a['popularity_ndcg10']:.3f}"
-        rss = ", ".join(f"{x['peak_rss_mb']:,.0f}" for x in (half, full, mllib))
+        versus_mllib = "-" if mllib is None else f"{mllib['fit_s'] / half['fit_s']:.1f}x"
         lines.append(
             f"| {a['size']} | {a['users']:,} x {a['items']:,}, {a['nnz']:,} | "
-            f"{half['fit_s']:.1f} | {full['fit_s']:.1f} | {mllib['fit_s']:.1f} | "
+            f"{' | '.join(_each([x], 'fit_s', '.1f') for x in measured)} | "
             f"{a['implicit_cg_s']:.1f} | {half['fit_s'] / a['implicit_cg_s']:.2f}x | "
-            f"{mllib['fit_s'] / half['fit_s']:.1f}x | {shuffle} | {quality} | {rss} | "
+            f"{versus_mllib} | {_each(measured, 'shuffle_write_mb_per_iter', ',.0f')} | "
+            f"{quality} | {_each(measured, 'peak_rss_mb', ',.0f')} | "
             f"{a['repetitions']} | {a.get('date', '')[:10]}, {a.get('git_commit', '')} |"
         )
     return lines

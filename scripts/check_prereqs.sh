@@ -21,7 +21,10 @@ if [ -z "$major" ] || [ "$major" -lt 17 ]; then
   missing+=("Java 17+ for Spark (found: $(java -version 2>&1 | head -1 || echo none))")
   packages+=(openjdk-17-jre-headless)
 fi
-if ! { ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null; } | grep -q "libgomp.so.1"; then
+# Read the cache whole first: under pipefail, `ldconfig -p | grep -q` fails whenever grep
+# exits on its match before ldconfig has written everything (SIGPIPE), a false "missing".
+libs=$(ldconfig -p 2>/dev/null || /sbin/ldconfig -p 2>/dev/null || true)
+if ! grep -q "libgomp.so.1" <<<"$libs"; then
   missing+=("libgomp1 (OpenMP): the grid ALS layouts run implicit's kernels"); packages+=(libgomp1)
 fi
 if [ "$tests" = 1 ]; then

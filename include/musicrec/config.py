@@ -207,10 +207,10 @@ LAYOUTS = ("mllib", "half-gridify", "full-gridify")
 SOLVERS = ("cg", "cholesky")
 # The regulariser means different things per layout: MLlib scales it by each row's count
 # (ALS-WR), the grid layouts use it as a plain lambda for every row (the `implicit` library's
-# kernels), so its best value grows with the data: the benchmarks' searches (model.search)
-# chose 60-150 on 100k+ users, the DAG test's 300 users and the demo want about 10 (30 there
-# gave NDCG@10 0.56 against 0.67 and failed the champion check). The default suits the
-# demo-sized data; on larger data pass --reg-param or --search.
+# kernels), so its best value depends on the data: the benchmarks' searches (model.search)
+# chose 150 on 20k users and 20 on 100k, the DAG test's 300 users want about 10 (30 there gave
+# NDCG@10 0.56 against 0.67 and failed the champion check). The default suits demo-sized data;
+# on other data pass --reg-param or --search.
 DEFAULT_REG = {"mllib": 0.2, "half-gridify": 10.0, "full-gridify": 10.0}
 # The layout the DAG and the jobs use unless told otherwise: the fastest that passes the
 # failure tests (benchmarks/results/latest.json, README).

@@ -88,6 +88,15 @@ def test_markdown_has_a_row_per_measurement():
 
 
 @pytest.mark.unit
+def test_a_size_measured_without_some_layouts_shows_dashes_for_them():
+    half = {"half_gridify": ALS["layouts"]["half_gridify"]}
+    half_only = {**ALS, "size": "large", "layouts": half}
+    (row,) = [r for r in bench.als_rows({**RESULT, "als": [half_only]}) if r.startswith("| large")]
+    assert "| 1.8 | - | - | 0.9 | 2.00x | - | 0, -, - | 0.210, -, -, 0.230, 0.070 |" in row
+    assert "| 2,500, -, - |" in row
+
+
+@pytest.mark.unit
 def test_plot_is_written_for_the_als_sizes(tmp_path):
     (path,) = bench.plots(json.loads(json.dumps(RESULT)), tmp_path)
     assert path.name == "als.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
