@@ -20,8 +20,9 @@ Variables (read at run time): `musicrec_data_root`, `musicrec_database_url`,
 Every application writes its Spark event log to `<data root>/spark-events` (History Server);
 after each one an executor-health summary (executors lost and why, failed and retried tasks,
 fetch failures, stage retries, GC, spill) ends the task log, is the task's XCom
-`executor_health`, is appended to `<data root>/monitoring/executor_health.jsonl`, and raises an
-`executors_lost` alert when a task succeeded but lost executors.
+`executor_health`, is appended to `<data root>/monitoring/executor_health.jsonl`, and raises a
+`spark_trouble` alert when a task succeeded in trouble. Each try, whatever its outcome, is a
+row of *Browse > Executor health* (`<data root>/monitoring/task_tries.jsonl`).
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 # What the two commands need beyond Python packages, checked before anything starts.
 #   check_prereqs.sh [python]          make demo / make venv: Python 3.11+, Java 17+, libgomp1
 #   check_prereqs.sh --tests [python]  make test, also: PostgreSQL server binaries (throwaway
-#                                      servers) and docker-compose (static check of the file)
+#                                      servers), docker-compose (static check of the file) and
+#                                      chromium (the on-call view's browser test)
 # On a miss: one line per missing piece, then the exact install command, exit 1.
 set -euo pipefail
 tests=0
@@ -34,6 +35,10 @@ if [ "$tests" = 1 ]; then
   elif [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
     missing+=("a 'postgres' system user: initdb refuses to run as root")
     packages+=(postgresql)
+  fi
+  if [ ! -x /usr/bin/chromium ]; then
+    missing+=("chromium: the on-call view's browser test drives Debian's /usr/bin/chromium")
+    packages+=(chromium)
   fi
   if ! command -v docker-compose >/dev/null 2>&1; then
     missing+=("docker-compose: docker-compose.yaml is checked with 'docker-compose config' (no engine needed)")

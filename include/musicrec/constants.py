@@ -59,6 +59,8 @@ REPORTS = "reports"
 CHECKPOINTS = "checkpoints"
 # Under the data root: one executor-health summary per Spark application (the on-call view).
 EXECUTOR_HEALTH_HISTORY = "monitoring/executor_health.jsonl"
+# Under the data root: one record per Airflow task try, written by the operator.
+TASK_TRIES_HISTORY = "monitoring/task_tries.jsonl"
 
 # --- exit codes of spark_jobs: the DAG maps NON_RETRYABLE to a fail-fast task failure ---------
 EXIT_OK = 0

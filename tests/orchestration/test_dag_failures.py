@@ -48,6 +48,11 @@ with DAG("{dag_id}", schedule=None, start_date=datetime(2026, 1, 1), catchup=Fal
 """
 
 
+def tries_of(data_root: Path) -> list[dict]:
+    path = data_root / c.TASK_TRIES_HISTORY
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
 def processes_with(token: str) -> list[tuple[int, str]]:
     """Live processes of the spark-submit tree carrying ``token`` (pid, command line)."""
     return [(p.pid, p.cmdline) for p in procs.with_token(token)]
@@ -99,7 +104,7 @@ def test_timeout_fails_the_task_and_leaves_no_spark_process(tmp_path):
         dag_id="probe_timeout",
         task_id="sleepy",
         application=ROOT / "tests" / "apps" / "sleepy_job.py",
-        args=[str(tmp_path / "checkpoints")],
+        args=[str(tmp_path / "checkpoints"), "--data-root", str(tmp_path / "data")],
         timeout=45,
         retries=0,
     )
@@ -128,6 +133,10 @@ def test_timeout_fails_the_task_and_leaves_no_spark_process(tmp_path):
     while processes_with(token) and time.monotonic() < deadline:
         time.sleep(1)
     assert processes_with(token) == []
+    # The on-call record of the try: failed for good, a timeout, no Spark task finished.
+    [record] = tries_of(tmp_path / "data")
+    assert (record["task_id"], record["try_number"], record["outcome"]) == ("sleepy", 1, "failed")
+    assert record["exit_class"] == "timeout" and record["log_url"].endswith("try_number=1")
 
 
 def kill_driver_when_writing(token: str, lake: Path, done: threading.Event, log: list) -> None:
@@ -260,6 +269,7 @@ def test_a_retried_train_task_resumes_from_its_factor_checkpoint(tmp_path):
     args = ["--data-root", str(root), "--interactions", str(table), "--as-of", AS_OF]
     args += ["--model-id", "resumed", "--layout", "half-gridify", "--rank", "16"]
     args += ["--max-iter", "14", "--checkpoint-interval", "2"]
+    args += ["--event-log-dir", str(root / "spark-events")]  # executor health for on-call
     env, token = probe_env(
         tmp_path,
         root,
@@ -304,3 +314,13 @@ def test_a_retried_train_task_resumes_from_its_factor_checkpoint(tmp_path):
     )
     resumed_at = manifest["fit"]["resumed_from_iteration"]
     assert f"resuming from the factor checkpoint after iteration {resumed_at}" in logs
+    # One on-call record per try: the killed one (to be retried), then the one that finished.
+    first, second = tries_of(root)
+    assert (first["try_number"], first["outcome"], first["exit_class"]) == (
+        1,
+        "retried",
+        "retryable",
+    )
+    assert (second["try_number"], second["outcome"]) == (2, "succeeded")
+    assert second["app_id"] and second["health"]["tasks"] > 0 and "log" not in second["health"]
+    assert second["run_id"] == first["run_id"] and second["dag_id"] == "probe_resume"

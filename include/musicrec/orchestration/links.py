@@ -14,6 +14,11 @@ def history_server_url() -> str:
     return os.environ.get("MUSICREC_HISTORY_SERVER_URL", DEFAULT_HISTORY_SERVER).rstrip("/")
 
 
+def application_url(app_id: str | None) -> str:
+    """The application's page in the History Server (``make airflow`` starts one)."""
+    return f"{history_server_url()}/history/{app_id}/jobs/" if app_id else ""
+
+
 class SparkHistoryLink(BaseOperatorLink):
     """Airflow 3 computes links in the worker right after the task and keeps them as XCom;
     the application id comes from the executor-health summary the job printed."""
@@ -24,4 +29,4 @@ class SparkHistoryLink(BaseOperatorLink):
         hook = getattr(operator, "_hook", None)
         health = getattr(hook, "health", None) or {}
         app_id = health.get("app_id")
-        return f"{history_server_url()}/history/{app_id}/jobs/" if app_id else ""
+        return application_url(app_id)

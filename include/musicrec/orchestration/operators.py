@@ -10,6 +10,8 @@ import re
 import signal
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from airflow.providers.apache.spark.hooks.spark_submit import SparkSubmitHook
@@ -17,11 +19,12 @@ from airflow.providers.apache.spark.operators.spark_submit import SparkSubmitOpe
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from musicrec.constants import NON_RETRYABLE_EXIT_CODES
-from musicrec.orchestration.links import SparkHistoryLink
+from musicrec.orchestration.links import SparkHistoryLink, application_url
 
 TAIL_LINES = 30
 HEALTH_PREFIX = "EXECUTOR_HEALTH "  # the line musicrec.jobs prints after each application
 _EXIT = re.compile(r"Error code is: (\d+)")
+_CODE = re.compile(r"\(exit code (\d+)\)")  # in the message execute raises
 _SPARK_INFO = re.compile(r"^\d\d/\d\d/\d\d \d\d:\d\d:\d\d INFO ")
 
 
@@ -116,6 +119,17 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
         return tailing
 
     def execute(self, context: Any) -> None:
+        started = datetime.now(UTC)
+        failure: BaseException | None = None
+        try:
+            self._submit(context)
+        except BaseException as exc:  # a timeout is a BaseException: recorded, re-raised
+            failure = exc
+            raise
+        finally:
+            self._record_try(context, started, failure)
+
+    def _submit(self, context: Any) -> None:
         from airflow.sdk import BaseHook
 
         try:
@@ -139,6 +153,46 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
                 raise AirflowFailException(f"NOT RETRYABLE: {message}") from exc
             raise AirflowException(message) from exc
 
+    def _record_try(self, context: Any, started: datetime, failure: BaseException | None) -> None:
+        """The try's record for the on-call view (``musicrec.monitoring.tries``): written for
+        every ending, including a failure before any Spark task ran. Never fails the task."""
+        try:
+            from airflow.sdk.exceptions import AirflowTaskTimeout
+
+            from musicrec.monitoring import tries
+
+            ti = context["ti"]
+            args = [str(a) for a in (self.application_args or [])]
+            if "--data-root" not in args:
+                return
+            data_root = args[args.index("--data-root") + 1]
+            match = _CODE.search(str(failure)) if failure is not None else None
+            code = int(match.group(1)) if match else (None if failure else 0)
+            fail_fast = isinstance(failure, AirflowFailException)
+            klass = tries.exit_class(code, timed_out=isinstance(failure, AirflowTaskTimeout))
+            if fail_fast and code is None:
+                klass = "configuration"  # refused before spark-submit (the connection)
+            will_retry = failure is not None and not fail_fast and ti.try_number <= ti.max_tries
+            logical = context.get("logical_date")
+            row = tries.record(
+                dag_id=ti.dag_id,
+                run_id=ti.run_id,
+                logical_date=logical.isoformat() if logical is not None else None,
+                task_id=ti.task_id,
+                try_number=ti.try_number,
+                result=tries.outcome(failure is not None, will_retry),
+                code=code,
+                klass=klass,
+                started_at=started,
+                ended_at=datetime.now(UTC),
+                log_url=ti.log_url,
+                health=getattr(getattr(self, "_hook", None), "health", None),
+                error=str(failure) if failure is not None else None,
+            )
+            tries.append(Path(data_root), row)
+        except Exception as exc:  # monitoring must not fail (or mask) the task
+            self.log.warning("could not record the task try for on-call: %s", exc)
+
     def _report_health(self, context: Any) -> None:
         """Executor health of the finished application: task log, XCom, alert on losses."""
         health = getattr(self._hook, "health", None)
@@ -148,6 +202,7 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
         from musicrec.orchestration.notifier import MusicrecAlertNotifier
 
         self.log.info("%s", headline(health))
+        self.log.info("Spark History Server: %s", application_url(health.get("app_id")))
         context["ti"].xcom_push(key="executor_health", value=health)
         reasons = trouble(health)
         if reasons:

@@ -1,7 +1,7 @@
 """A Spark standalone cluster on one machine: master, workers and History Server, on 127.0.0.1.
 
 Started from the pinned pyspark installation (``bin/spark-class ...deploy.master.Master``,
-``...deploy.worker.Worker``, ``sbin/start-history-server.sh``), so the cluster runs exactly the
+``...deploy.worker.Worker``, ``...deploy.history.HistoryServer``), so the cluster runs exactly the
 Spark version the jobs were written for. Logs, pids and the cluster's address live under one
 run folder; ``make cluster-up`` / ``make cluster-down`` and the cluster tests use this module.
 
@@ -45,6 +45,51 @@ def spark_home() -> Path:
     if spec is None or spec.origin is None:
         raise RuntimeError("pyspark is not installed in this interpreter")
     return Path(spec.origin).parent
+
+
+HISTORY_SERVER = "org.apache.spark.deploy.history.HistoryServer"
+
+
+def history_env(event_dir: Path, port: int) -> dict[str, str]:
+    """The History Server's settings (spark-class reads SPARK_HISTORY_OPTS for its class)."""
+    opts = (
+        f"-Dspark.history.fs.logDirectory={Path(event_dir).resolve().as_uri()} "
+        f"-Dspark.history.ui.port={port} "
+        # A finished task's application is listed within seconds, for the on-call links.
+        "-Dspark.history.fs.update.interval=5s"
+    )
+    return {"SPARK_HISTORY_OPTS": opts}
+
+
+def start_history_server(event_dir: Path, port: int, log_file: Path) -> subprocess.Popen:
+    """A History Server on ``event_dir`` as a child process (``make airflow`` stops it with
+    the rest); wait for it with ``StandaloneCluster.wait_http(url + '/api/v1/applications')``."""
+    Path(event_dir).mkdir(parents=True, exist_ok=True)
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "SPARK_HOME": str(spark_home()),
+        "SPARK_LOCAL_IP": HOST,
+        **history_env(event_dir, port),
+    }
+    with open(log_file, "ab") as out:
+        return subprocess.Popen(
+            [str(spark_home() / "bin" / "spark-class"), HISTORY_SERVER],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches the launcher, which stops it in order
+        )
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+        return True
 
 
 def free_port() -> int:
@@ -203,22 +248,10 @@ class StandaloneCluster:
 
     def _start_history_server(self) -> None:
         assert self.event_dir is not None
-        opts = (
-            f"-Dspark.history.fs.logDirectory={self.event_dir.as_uri()} "
-            f"-Dspark.history.ui.port={self.history_port} "
-            "-Dspark.history.fs.update.interval=5s"
+        self._spawn(
+            "history-server", [HISTORY_SERVER], history_env(self.event_dir, self.history_port)
         )
-        env = {**self._env(), "SPARK_HISTORY_OPTS": opts}
-        env.pop("SPARK_NO_DAEMONIZE")
-        subprocess.run(
-            [str(spark_home() / "sbin" / "start-history-server.sh")],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        pid_files = list((self.run_dir / "pids").glob("*HistoryServer*.pid"))
-        if pid_files:
-            self.pids["history-server"] = int(pid_files[0].read_text().strip())
+        self.save()
         self.wait_http(self.history_url + "/api/v1/applications", 60.0, "the History Server")
 
     def stop(self, grace_s: float = 15.0) -> list[str]:
