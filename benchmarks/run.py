@@ -109,13 +109,19 @@ def main() -> int:
     p.add_argument(
         "--only",
         default="ingest,als,pipeline",
-        help="comma-separated sections to measure; the others keep their last results",
+        help="comma-separated sections to measure (ingest, als, pipeline, import); the "
+        "others keep their last results",
     )
     p.add_argument(
         "--layouts",
         default="mllib,half-gridify,full-gridify",
         help="ALS layouts to measure (the default layout always; large: full-gridify takes "
         "about 20 minutes a fit)",
+    )
+    p.add_argument(
+        "--formats",
+        default="hetrec2k,lastfm360k,lastfm1k",
+        help="import section: datasets to write at their real size and import",
     )
     args = p.parse_args()
     sections = set(args.only.split(","))
@@ -142,6 +148,7 @@ def main() -> int:
         "ingest": old.get("ingest", {}),
         "als": old.get("als", []),
         "pipeline": old.get("pipeline", {}),
+        "import": old.get("import", {}),
     }
     if "ingest" in sections:
         work = Path(tempfile.mkdtemp(prefix="musicrec-bench-"))
@@ -179,6 +186,13 @@ def main() -> int:
         if line is None:
             raise SystemExit(f"pipeline benchmark failed:\n{submit.failure_text(out.stderr)}")
         result["pipeline"] = {**json.loads(line[9:]), **stamp}
+    if "import" in sections:
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from import_bench import import_benchmark
+
+        formats = tuple(args.formats.split(","))
+        measured = {k: {**v, **stamp} for k, v in import_benchmark(formats).items()}
+        result["import"] = {**result["import"], **measured}
     out_file = ROOT / "benchmarks" / "results" / "latest.json"
     out_file.write_text(json.dumps(result, indent=2) + "\n")
     print(markdown(result))
@@ -304,7 +318,40 @@ def markdown(r: dict) -> str:
             f"{pl['airflow_overhead_s']:.0f} | {pl.get('date', '')[:10]}, "
             f"{pl.get('git_commit', '')} |",
         ]
+    lines += import_rows(r.get("import") or {})
     return "\n".join(lines)
+
+
+def import_rows(imp: dict) -> list[str]:
+    if not imp:
+        return []
+    out = [
+        "",
+        "| dataset (generated, real size) | rows | import s (target) | peak RSS MB (target) "
+        "| rejected | date, commit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for fmt, m in imp.items():
+        out.append(
+            f"| {fmt} ({m['file_mb']:,} MB) | {m['counts']['rows_read']:,} | "
+            f"{m['seconds']:.0f} ({m['target_seconds']}) | {m['peak_rss_mb']:,} "
+            f"({m['target_peak_rss_mb']:,}) | {m['counts']['rejected_rows']} | "
+            f"{m.get('date', '')[:10]}, {m.get('git_commit', '')} |"
+        )
+    for fmt, m in imp.items():
+        steps = m.get("steps")
+        if steps:
+            ndcg = steps["ndcg_at_10"]
+            out.append("")
+            out.append(
+                f"On the {fmt} snapshot: "
+                + ", ".join(
+                    f"{k} {steps[k]['seconds']:.0f} s ({steps[k]['peak_rss_mb']:,} MB)"
+                    for k in ("train", "evaluate", "publish")
+                )
+                + f"; NDCG@10 {ndcg['als']:.3f} against popularity {ndcg['popularity']:.3f}."
+            )
+    return out
 
 
 if __name__ == "__main__":

@@ -88,9 +88,7 @@ Ctrl-C stops everything.""",
         al.stop_services(env, procs)  # the History Server too: its own process group
 
 
-def start_history(
-    event_dir: Path, port: int, home: Path
-) -> tuple[subprocess.Popen | None, str]:
+def start_history(event_dir: Path, port: int, home: Path) -> tuple[subprocess.Popen | None, str]:
     """A History Server on the tasks' event logs at ``port``; if one already answers there
     (``make cluster-up``'s, on the same folder), that one; if something else holds the port,
     a free port."""

@@ -203,6 +203,43 @@ class PrepareConfig(Checked):
             )
 
 
+@dataclass(frozen=True)
+class ImportConfig(Checked):
+    """Public count datasets (user, artist, plays) as an interactions snapshot: counts carry no
+    time, so the holdout is a seeded-hash share of each user's artists, not the last days.
+    Rating, confidence and minimum support are prepare's (``PrepareConfig``)."""
+
+    holdout_fraction: float = setting(
+        0.2,
+        "share of each user's artists held out for evaluation (users with one artist: none)",
+        minimum=0,
+        exclusive_minimum=True,
+        maximum=0.9,
+    )
+    seed: int = setting(42, "seed of the holdout's hash", minimum=0)
+    scheme: str = setting("log", "rating from play counts", choices=SCHEMES)
+    epsilon: float = setting(
+        1.0, "log scheme: rating = log(1 + r / epsilon)", minimum=0, exclusive_minimum=True
+    )
+    min_user_items: int = setting(2, "users with fewer artists are left out", minimum=1)
+    min_item_users: int = setting(2, "artists with fewer users are left out", minimum=1)
+    # Expanding counts into events (the daily DAG on count data) only with a stated cap.
+    max_plays_per_pair: int = setting(
+        50, "--events: plays written per (user, artist) at most (counts above are capped)",
+        minimum=1, maximum=100_000,
+    )  # fmt: skip
+    days: int = setting(28, "--events: days the plays are spread over", minimum=1, maximum=366)
+
+    def prepare(self) -> PrepareConfig:
+        """The prepare settings the snapshot shares (rating, minimum support)."""
+        return PrepareConfig(
+            scheme=self.scheme,
+            epsilon=self.epsilon,
+            min_user_items=self.min_user_items,
+            min_item_users=self.min_item_users,
+        )
+
+
 LAYOUTS = ("mllib", "half-gridify", "full-gridify")
 SOLVERS = ("cg", "cholesky")
 # The regulariser means different things per layout: MLlib scales it by each row's count

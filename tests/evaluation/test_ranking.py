@@ -42,6 +42,7 @@ def test_one_evaluation_pass_matches_per_subset_brute_force(spark):
         for subset in ranking.SUBSETS:
             rel = np.array(relevant[u])
             w = np.arange(1.0, 5.0)
+            rel, w = rel[known[rel]], w[known[rel]]  # cold items are not relevant
             if subset == "new":
                 scores = scores.copy()
                 scores[seen[u]] = -np.inf
@@ -59,3 +60,34 @@ def test_one_evaluation_pass_matches_per_subset_brute_force(spark):
             position = {item: p / (len(order) - 1) for p, item in enumerate(order)}
             pr = np.array([position.get(i, 1.0) for i in rel])
             assert row.epr_num == pytest.approx(float((pr * w).sum()), rel=1e-6)
+
+
+def test_cold_held_out_items_leave_the_metrics_and_are_counted(spark):
+    """Items the model cannot know are neither hits nor misses; a user with only those has no
+    row, and ``cold_items`` reports them."""
+    import numpy as np
+
+    items = np.eye(4, dtype=np.float32)
+    known = np.array([True, True, True, False])  # item 3: no factors (cold)
+    rows = [
+        (0, [1.0, 0.0, 0.0, 0.0], [], [0, 3], [1.0, 1.0]),  # one hit, one cold
+        (1, [0.0, 1.0, 0.0, 0.0], [], [3], [1.0]),  # only cold: no row
+    ]
+    users = spark.createDataFrame(
+        rows,
+        "user_idx int, features array<float>, seen array<int>, relevant array<int>, "
+        "weights array<double>",
+    )
+    got = {
+        (r.user_idx, r.subset): r for r in ranking.evaluate(spark, users, items, known).collect()
+    }
+    assert set(got) == {(0, "all"), (0, "new")}
+    assert got[(0, "all")].n_relevant == 1 and got[(0, "all")]["ndcg@10"] == pytest.approx(1.0)
+    holdout = spark.createDataFrame([(0, 0), (0, 3), (1, 3), (2, 1)], "user_idx int, item_idx int")
+    assert ranking.cold_items(spark, known, holdout) == {
+        "holdout_pairs": 4,
+        "cold_pairs": 2,
+        "cold_share": 0.5,
+        "users_with_cold": 2,
+        "users_only_cold": 1,
+    }

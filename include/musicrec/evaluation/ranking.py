@@ -1,7 +1,8 @@
 """Per-user ranking metrics on a holdout: every user scored and sorted once for both subsets.
 
 "all" ranks every known item against every held-out stream; "new" leaves out the items the
-user streamed in training, from the ranking and from the relevant items. Scoring is the
+user streamed in training, from the ranking and from the relevant items. Held-out items the
+model does not know (cold) are in neither: ``cold_items`` counts them. Scoring is the
 model's (``model.scoring``); the metric definitions are ``metrics``'.
 """
 
@@ -47,7 +48,12 @@ def evaluate(
     def subset_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
         relevant = np.asarray(rec.relevant, dtype=np.int64)
         weights = np.asarray(rec.weights, dtype=np.float64)
+        # Cold items (held out, unknown to the model: not in its training catalogue, or cut by
+        # minimum support) cannot be ranked by it: they leave the relevant set and are
+        # reported apart (``cold_items``); a user with only cold items has no row.
+        known_mask = bc_known.value
         keep = relevant < n_items
+        keep[keep] = known_mask[relevant[keep]]
         relevant, weights = relevant[keep], weights[keep]
         seen = np.asarray(rec.seen if rec.seen is not None else [], dtype=np.int64)
         for subset in subsets:
@@ -125,6 +131,36 @@ def user_rows(user_factors: DataFrame, seen: DataFrame, relevant: DataFrame) -> 
     )
     factors = user_factors.select(F.col("id").alias(USER_IDX), "features")
     return factors.join(rel, USER_IDX).join(seen_lists, USER_IDX, "left")
+
+
+def cold_items(spark: SparkSession, known: np.ndarray, holdout: DataFrame) -> dict[str, Any]:
+    """Held-out pairs whose item the model cannot know, their share of the holdout, and the
+    users left with nothing but such items (they get no metrics row)."""
+    catalogue = spark.createDataFrame(
+        pd.DataFrame({ITEM_IDX: np.flatnonzero(known).astype(np.int32)}), f"{ITEM_IDX} int"
+    )
+    flagged = holdout.select(USER_IDX, ITEM_IDX).join(
+        catalogue.withColumn("_known", F.lit(True)), ITEM_IDX, "left"
+    )
+    per_user = flagged.groupBy(USER_IDX).agg(
+        F.count(F.lit(1)).alias("pairs"),
+        F.sum(F.when(F.col("_known").isNull(), 1).otherwise(0)).alias("cold"),
+    )
+    row = per_user.agg(
+        F.sum("pairs").alias("pairs"),
+        F.sum("cold").alias("cold"),
+        F.count(F.when(F.col("cold") > 0, 1)).alias("users_with_cold"),
+        F.count(F.when(F.col("cold") == F.col("pairs"), 1)).alias("users_only_cold"),
+    ).first()
+    pairs = int(row["pairs"] or 0) if row else 0
+    cold = int(row["cold"] or 0) if row else 0
+    return {
+        "holdout_pairs": pairs,
+        "cold_pairs": cold,
+        "cold_share": round(cold / pairs, 6) if pairs else 0.0,
+        "users_with_cold": int(row["users_with_cold"] or 0) if row else 0,
+        "users_only_cold": int(row["users_only_cold"] or 0) if row else 0,
+    }
 
 
 def score_model(

@@ -57,7 +57,12 @@ def plots(results: dict[str, dict[str, dict]]) -> list[tuple[str, str]]:
     return out
 
 
-def render(title: str, results: dict[str, dict[str, dict]], gate: dict[str, Any]) -> str:
+def render(
+    title: str,
+    results: dict[str, dict[str, dict]],
+    gate: dict[str, Any],
+    cold: dict[str, Any] | None = None,
+) -> str:
     rows = []
     for subset, models in results.items():
         metric_names = [f"{m}@{k}" for k in KS for m in NAMES] + [
@@ -77,6 +82,14 @@ def render(title: str, results: dict[str, dict[str, dict]], gate: dict[str, Any]
         for name, b64 in plots(results)
     )
     verdict = "PASSED" if gate.get("passed") else "FAILED"
+    cold_line = ""
+    if cold:
+        cold_line = (
+            f"<p>Cold held-out items (unknown to the model, left out of the metrics): "
+            f"{cold['cold_pairs']} of {cold['holdout_pairs']} pairs "
+            f"({100 * cold['cold_share']:.1f}%); {cold['users_only_cold']} users had only "
+            "those and are not scored.</p>"
+        )
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in gate.get("reasons", []))
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
@@ -84,6 +97,7 @@ def render(title: str, results: dict[str, dict[str, dict]], gate: dict[str, Any]
         "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"
         "figure{display:inline-block;margin:1em}</style></head><body>"
         f"<h1>{html.escape(title)}</h1><p>Quality gate: <b>{verdict}</b></p><ul>{reasons}</ul>"
+        f"{cold_line}"
         f"{''.join(rows)}{images}</body></html>"
     )
 

@@ -42,15 +42,18 @@ def with_rating(counts: DataFrame, cfg: PrepareConfig) -> DataFrame:
     return counts.withColumn(RATING, rating.cast("float"))
 
 
-def min_support(counts: DataFrame, cfg: PrepareConfig) -> DataFrame:
+def min_support(
+    counts: DataFrame, cfg: PrepareConfig, user: str = c.USER_ID, item: str = ITEM_ID
+) -> DataFrame:
     """Keep users with >= min_user_items items and items with >= min_item_users users.
 
     One pass each way, items first (a rare item is noise for every user), then users.
+    ``user``/``item``: the key columns (names, or integer ids once they are attached).
     """
-    items = counts.groupBy(ITEM_ID).agg(F.count(F.lit(1)).alias("_n"))
-    kept = counts.join(items.where(F.col("_n") >= cfg.min_item_users).select(ITEM_ID), ITEM_ID)
-    users = kept.groupBy(c.USER_ID).agg(F.count(F.lit(1)).alias("_n"))
-    return kept.join(users.where(F.col("_n") >= cfg.min_user_items).select(c.USER_ID), c.USER_ID)
+    items = counts.groupBy(item).agg(F.count(F.lit(1)).alias("_n"))
+    kept = counts.join(items.where(F.col("_n") >= cfg.min_item_users).select(item), item)
+    users = kept.groupBy(user).agg(F.count(F.lit(1)).alias("_n"))
+    return kept.join(users.where(F.col("_n") >= cfg.min_user_items).select(user), user)
 
 
 def extend_dictionary(existing: DataFrame | None, ids: DataFrame, key: str, idx: str) -> DataFrame:

@@ -220,7 +220,8 @@ def plot_svg(days: list[dict], width: int = 720, height: int = 150) -> str:
             anchor = "end" if i == len(days) - 1 and i else "start"
             at_x = x0 + slot if anchor == "end" else x0
             parts.append(
-                f'<text x="{at_x:.1f}" y="{height - 6}" text-anchor="{anchor}">{d["day"][5:]}</text>'
+                f'<text x="{at_x:.1f}" y="{height - 6}" text-anchor="{anchor}">'
+                f"{d['day'][5:]}</text>"
             )
     parts.append("</svg>")
     return "".join(parts)

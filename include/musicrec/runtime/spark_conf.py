@@ -144,6 +144,17 @@ CLUSTER: dict[str, tuple[str, str]] = {
 }
 
 
+# The dataset import (``musicrec-import``, an embedded session in the user's process) on top
+# of the local presets: its target is a bounded process tree whatever the file size.
+IMPORT: dict[str, tuple[str, str]] = {
+    "spark.driver.memory": (
+        "2g",
+        "the import's budget is 4 GB for JVM and Python together: aggregations and the "
+        "holdout sort spill to disk rather than grow the heap",
+    ),
+}
+
+
 def is_embedded(master: str) -> bool:
     """local / local[N] / local[N,F]: one JVM, one executor (local-cluster has several)."""
     return master == "local" or master.startswith("local[")
@@ -157,6 +168,7 @@ def preset(*names: str) -> dict[str, str]:
         "local": LOCAL_OVERRIDES,
         "cluster": CLUSTER,
         "accepted_parquet": ACCEPTED_PARQUET,
+        "import": IMPORT,
     }
     merged: dict[str, str] = {}
     for name in names:

@@ -15,18 +15,32 @@ from musicrec.model import scoring
 from musicrec.model.prepare import ITEM_ID, ITEM_IDX, USER_IDX
 
 
-def item_names(events: DataFrame | None, items: DataFrame, level: str) -> DataFrame:
-    """``items`` with ``item_name``: the name last seen in the events (null if never named)."""
-    if events is None:
-        return items.withColumn("item_name", F.lit(None).cast("string"))
-    key = c.ARTIST_ID if level == "artist" else c.TRACK_ID
-    label = c.ARTIST_NAME if level == "artist" else c.TRACK_NAME
-    named = (
-        events.where(F.col(label).isNotNull())
-        .groupBy(F.col(key).alias(ITEM_ID))
-        .agg(F.max_by(label, c.EVENT_TS).alias("item_name"))
+def item_names(
+    events: DataFrame | None, items: DataFrame, level: str, names: DataFrame | None = None
+) -> DataFrame:
+    """``items`` with ``item_name``: the name last seen in the events, else the one in
+    ``names`` (``lake/item_names/<level>``, written by the dataset import), else null."""
+    out = items
+    if events is not None:
+        key = c.ARTIST_ID if level == "artist" else c.TRACK_ID
+        label = c.ARTIST_NAME if level == "artist" else c.TRACK_NAME
+        named = (
+            events.where(F.col(label).isNotNull())
+            .groupBy(F.col(key).alias(ITEM_ID))
+            .agg(F.max_by(label, c.EVENT_TS).alias("_from_events"))
+        )
+        out = out.join(named, ITEM_ID, "left")
+    else:
+        out = out.withColumn("_from_events", F.lit(None).cast("string"))
+    if names is not None:
+        out = out.join(
+            names.select(ITEM_ID, F.col("item_name").alias("_from_import")), ITEM_ID, "left"
+        )
+    else:
+        out = out.withColumn("_from_import", F.lit(None).cast("string"))
+    return out.withColumn("item_name", F.coalesce("_from_events", "_from_import")).drop(
+        "_from_events", "_from_import"
     )
-    return items.join(named, ITEM_ID, "left")
 
 
 def unit_rows(vectors: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 the most-popular baseline and the serving model (the champion), then the quality gate.
 
 "all" scores every stream in the holdout; "new" only items the user had not streamed in the
-training window (discovery). Writes ``reports/evaluation/<model-id>/{metrics.json,report.html}``.
+training window (discovery). Held-out items the model cannot know (cold) are counted apart,
+not as misses. Writes ``reports/evaluation/<model-id>/{metrics.json,report.html}``.
 """
 
 from __future__ import annotations
@@ -105,6 +106,13 @@ def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict
         scores = ranking.score_model(spark, served.users, citems, cknown, train, holdout)
         for subset, values in scores.items():
             results[subset]["published"] = values
+    cold = ranking.cold_items(spark, known, holdout)
+    if cold["cold_pairs"]:
+        log.info(
+            "%(cold_pairs)d held-out pairs (%(cold_share).1f%%) are items the model does not "
+            "know: left out of the metrics; %(users_only_cold)d users had only those",
+            cold | {"cold_share": 100 * cold["cold_share"]},
+        )
     gated = results[gate.gate_subset]
     decision = decide(gated["als"], gated["popularity"], gated.get("published"), gate)
     out_dir = args.data_root / c.REPORTS / "evaluation" / model.model_id
@@ -115,11 +123,12 @@ def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict
         "as_of": args.as_of,
         "champion": str(best) if best else None,
         "results": results,
+        "cold_items": cold,
         "gate": decision,
     }
     io.write_json_atomic(out_dir / "metrics.json", payload)
     title = f"Evaluation of {model.model_id}"
-    (out_dir / "report.html").write_text(report.render(title, results, decision))
+    (out_dir / "report.html").write_text(report.render(title, results, decision, cold))
     return {
         "step": NAME,
         "key": model.model_id,

@@ -78,14 +78,64 @@ def update_dictionary(
     return spark.read.parquet(str(path))
 
 
+def dictionaries_of(root: Path, level: str) -> dict[str, Path]:
+    return {
+        "users": dictionary_path(root, "users"),
+        "items": dictionary_path(root, f"items_{level}"),
+    }
+
+
+def write_interactions(
+    spark: SparkSession,
+    cfg: PrepareConfig,
+    root: Path,
+    train_counts: DataFrame,
+    holdout_counts: DataFrame,
+    as_of: date,
+    dictionaries: dict[str, Path],
+) -> dict[str, Any]:
+    """(user_id, item_id, streams) of train and holdout -> the interactions partition
+    ``as_of=D/split=train|holdout`` with ids from the extended dictionaries. Shared by prepare
+    and the snapshot import of count datasets. Holdout rows of users absent from train are
+    left out (the model cannot know them)."""
+    both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
+        holdout_counts.select(c.USER_ID, ITEM_ID)
+    )
+    users = update_dictionary(spark, dictionaries["users"], both, c.USER_ID, USER_IDX)
+    items = update_dictionary(spark, dictionaries["items"], both, ITEM_ID, ITEM_IDX)
+    train = attach_ids(with_rating(train_counts, cfg), users, items).withColumn(
+        "split", F.lit("train")
+    )
+    known = train_counts.select(c.USER_ID).distinct()
+    holdout = attach_ids(with_rating(holdout_counts.join(known, c.USER_ID), cfg), users, items)
+    out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
+    out = out.withColumn("as_of", F.lit(as_of.isoformat()))
+    target = interactions_path(root, cfg.item_level)
+    io.write_partitions(out.repartition(4, "split"), target, ["as_of", "split"])
+    return {"target": target, "stats": split_stats(spark, target, as_of), "known": known}
+
+
+def split_stats(spark: SparkSession, target: Path, as_of: date) -> dict[str, dict]:
+    """Pairs, users, items and streams of each split of an ``as_of`` partition, as written."""
+    written = spark.read.parquet(str(target)).where(F.col("as_of") == as_of.isoformat())
+    return {
+        row["split"]: row.asDict()
+        for row in written.groupBy("split")
+        .agg(
+            F.count(F.lit(1)).alias("pairs"),
+            F.countDistinct(USER_IDX).alias("users"),
+            F.countDistinct(ITEM_IDX).alias("items"),
+            F.sum("streams").alias("streams"),
+        )
+        .collect()
+    }
+
+
 def run(
     spark: SparkSession, cfg: PrepareConfig, root: Path, accepted: Path, as_of: date, run_id: str
 ) -> dict[str, Any]:
     started = time.monotonic()
-    dictionaries = {
-        "users": dictionary_path(root, "users"),
-        "items": dictionary_path(root, f"items_{cfg.item_level}"),
-    }
+    dictionaries = dictionaries_of(root, cfg.item_level)
     recovered = [line for path in dictionaries.values() for line in swap.recover(path)]
     first = as_of - timedelta(days=cfg.window_days - 1)
     cut = as_of - timedelta(days=cfg.holdout_days)  # train: [first, cut], holdout: (cut, as_of]
@@ -99,33 +149,10 @@ def run(
             f"no training interactions in {first}..{cut} (after minimum support): "
             "nothing to train on yet"
         )
-    both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
-        holdout_counts.select(c.USER_ID, ITEM_ID)
+    snapshot = write_interactions(
+        spark, cfg, root, train_counts, holdout_counts, as_of, dictionaries
     )
-    users = update_dictionary(spark, dictionaries["users"], both, c.USER_ID, USER_IDX)
-    items = update_dictionary(spark, dictionaries["items"], both, ITEM_ID, ITEM_IDX)
-    train = attach_ids(with_rating(train_counts, cfg), users, items).withColumn(
-        "split", F.lit("train")
-    )
-    # Only users the model can know (present in train) can be evaluated on the holdout.
-    known = train_counts.select(c.USER_ID).distinct()
-    holdout = attach_ids(with_rating(holdout_counts.join(known, c.USER_ID), cfg), users, items)
-    out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
-    out = out.withColumn("as_of", F.lit(as_of.isoformat()))
-    target = interactions_path(root, cfg.item_level)
-    io.write_partitions(out.repartition(4, "split"), target, ["as_of", "split"])
-    written = spark.read.parquet(str(target)).where(F.col("as_of") == as_of.isoformat())
-    stats = {
-        row["split"]: row.asDict()
-        for row in written.groupBy("split")
-        .agg(
-            F.count(F.lit(1)).alias("pairs"),
-            F.countDistinct(USER_IDX).alias("users"),
-            F.countDistinct(ITEM_IDX).alias("items"),
-            F.sum("streams").alias("streams"),
-        )
-        .collect()
-    }
+    target, stats, known = snapshot["target"], snapshot["stats"], snapshot["known"]
     return {
         "step": NAME,
         "key": f"{cfg.item_level}_{as_of}",

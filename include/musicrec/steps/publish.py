@@ -97,7 +97,11 @@ def build_outputs(
     dictionary = spark.read.parquet(str(args.data_root / c.DICTIONARIES / f"items_{level}"))
     streams = seen_pairs.groupBy(ITEM_IDX).agg(F.sum("streams").alias("streams"))
     events = spark.read.parquet(str(args.accepted)) if io.table_exists(args.accepted) else None
-    item_table = outputs.item_names(events, dictionary.join(streams, ITEM_IDX), level).cache()
+    names_path = args.data_root / c.ITEM_NAMES / level
+    names = spark.read.parquet(str(names_path)) if names_path.is_dir() else None
+    item_table = outputs.item_names(
+        events, dictionary.join(streams, ITEM_IDX), level, names
+    ).cache()
     users_dict = spark.read.parquet(str(args.data_root / c.DICTIONARIES / "users"))
     return {
         "recommendations": outputs.recommendations(
