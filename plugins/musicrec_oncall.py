@@ -43,8 +43,10 @@ def data_root() -> Path:
     return Path(os.environ.get("AIRFLOW_VAR_MUSICREC_DATA_ROOT", str(PROJECT / "data")))
 
 
-def recent(limit: int = 200, troubled_only: bool = True) -> list[dict[str, Any]]:
-    every = tries.rows(data_root())
+def recent(
+    limit: int = 200, troubled_only: bool = True, every: list[dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
+    every = tries.rows(data_root()) if every is None else every
     if troubled_only:
         every = [r for r in every if tries.trouble(r)]
     return [r | {"trouble": tries.trouble(r)} for r in every[:limit]]
@@ -188,8 +190,9 @@ a{color:#2c6fbb}
 
 @app.get("/", response_class=HTMLResponse)
 def page(all: bool = False, days: int = Query(28, ge=1, le=366)) -> str:
-    shown = recent(MAX_ROWS, troubled_only=not all)
-    plot = tries.plot_svg(tries.per_day(tries.rows(data_root()), days))
+    every = tries.rows(data_root())
+    shown = recent(MAX_ROWS, troubled_only=not all, every=every)
+    plot = tries.plot_svg(tries.per_day(every, days))
     body = "".join(_row(r) for r in shown) or (
         "<tr><td colspan='14' class='muted'>no task try "
         + ("recorded yet" if all else "in trouble")

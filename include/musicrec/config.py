@@ -19,6 +19,7 @@ from musicrec.settings import (  # re-exported: the DAG and the steps read them 
     add_options,
     from_options,
     param_schema,
+    same_as,
     setting,
     settings,
 )
@@ -217,12 +218,10 @@ class ImportConfig(Checked):
         maximum=0.9,
     )
     seed: int = setting(42, "seed of the holdout's hash", minimum=0)
-    scheme: str = setting("log", "rating from play counts", choices=SCHEMES)
-    epsilon: float = setting(
-        1.0, "log scheme: rating = log(1 + r / epsilon)", minimum=0, exclusive_minimum=True
-    )
-    min_user_items: int = setting(2, "users with fewer artists are left out", minimum=1)
-    min_item_users: int = setting(2, "artists with fewer users are left out", minimum=1)
+    scheme: str = same_as(PrepareConfig, "scheme")
+    epsilon: float = same_as(PrepareConfig, "epsilon")
+    min_user_items: int = same_as(PrepareConfig, "min_user_items")
+    min_item_users: int = same_as(PrepareConfig, "min_item_users")
     # Expanding counts into events (the daily DAG on count data) only with a stated cap.
     max_plays_per_pair: int = setting(
         50, "--events: plays written per (user, artist) at most (counts above are capped)",
@@ -232,12 +231,8 @@ class ImportConfig(Checked):
 
     def prepare(self) -> PrepareConfig:
         """The prepare settings the snapshot shares (rating, minimum support)."""
-        return PrepareConfig(
-            scheme=self.scheme,
-            epsilon=self.epsilon,
-            min_user_items=self.min_user_items,
-            min_item_users=self.min_item_users,
-        )
+        shared = ("scheme", "epsilon", "min_user_items", "min_item_users")
+        return PrepareConfig(**{name: getattr(self, name) for name in shared})
 
 
 LAYOUTS = ("mllib", "half-gridify", "full-gridify")

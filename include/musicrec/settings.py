@@ -45,6 +45,12 @@ def setting(default: Any, help: str, **bounds: Any) -> Any:
     return field(default=default, metadata={"bounds": Bounds(help, **bounds)})
 
 
+def same_as(cls: type, name: str) -> Any:
+    """A setting declared once, in ``cls``: the same default, bounds and help here."""
+    default, bounds = settings(cls)[name]
+    return field(default=default, metadata={"bounds": bounds})
+
+
 def settings(cls: type) -> dict[str, tuple[Any, Bounds]]:
     """``{name: (default, bounds)}`` of a config class's tunable fields, in declaration order."""
     out = {}

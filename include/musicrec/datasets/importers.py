@@ -420,10 +420,9 @@ def to_landing(spark: Any, events: Any, out: Path, staging: Path, name: str) -> 
         .option("compression", "gzip")
         .text(str(staging))
     )
-    per_day: dict[str, int] = {}
-    counted = spark.read.text(str(staging)).groupBy("dt").count().collect()
-    for row in counted:
-        per_day[str(row["dt"])] = int(row["count"])
+    # Counted from the events' (staged, columnar) source, not by decompressing what was written.
+    counted = events.groupBy(F.date_format("_ts", "yyyy-MM-dd").alias("dt")).count().collect()
+    per_day = {str(row["dt"]): int(row["count"]) for row in counted}
     for day_dir in sorted(staging.glob("dt=*")):
         day = day_dir.name[3:]
         for hour in range(24):
