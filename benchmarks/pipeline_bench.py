@@ -7,6 +7,12 @@ history intervals (spark-submit, not timed), then the DAG runs for the last day 
 ``dag.test()`` with the embedded master, exactly as ``make demo`` does. The Spark
 applications' own durations are the lifetimes of their SparkSubmit JVMs, sampled from /proc
 every 0.2 s; the Airflow overhead is the run's wall time minus their sum.
+
+Before the DAG run, one untimed prepare builds the daily stream counts of the history days
+(what the earlier daily runs would have left), so the DAG's prepare rebuilds only its own
+day. After it, ``prepare_window_ratio``: prepare of the last day with a 28-day window over
+prepare with a 7-day window, same data, same run, each rebuilding the newest day's counts as
+a daily run does.
 """
 
 from __future__ import annotations
@@ -54,6 +60,34 @@ def spark_apps(stop: threading.Event, seen: dict[int, list], data: Path) -> None
         time.sleep(0.2)
 
 
+def spark_job(job: str, args: list[str]) -> float:
+    started = time.monotonic()
+    done = subprocess.run(
+        submit.command(job, args), env=submit.environment(), capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise SystemExit(f"{job} {' '.join(args)} failed:\n{submit.failure_text(done.stderr)}")
+    return time.monotonic() - started
+
+
+def prepare_window_ratio(data: Path, last: date, windows: tuple[int, int]) -> dict:
+    """Seconds of prepare at each window (short first), each after forgetting the newest
+    day's counts, and long over short."""
+    from musicrec.model import daily_counts
+
+    record = daily_counts.table_path(data, "artist") / daily_counts.DAYS / f"{last}.json"
+    seconds = {}
+    for days in sorted(windows):
+        record.unlink(missing_ok=True)
+        args = ["--data-root", str(data), "--date", last.isoformat(), "--window-days", str(days)]
+        seconds[days] = spark_job("prepare", args)
+    short, long = sorted(windows)
+    return {
+        "prepare_window_s": {f"{d}d": round(s, 1) for d, s in seconds.items()},
+        "prepare_window_ratio": round(seconds[long] / seconds[short], 2),
+    }
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--events-per-day", type=int, default=1_000_000)
@@ -85,18 +119,14 @@ def main() -> int:
             end = min(day + timedelta(days=5), last)
             history = ["--data-root", str(data), "--start", day.isoformat()]
             history += ["--end", end.isoformat()]
-            done = subprocess.run(
-                submit.command("ingest", history),
-                env=submit.environment(),
-                capture_output=True,
-                text=True,
-            )
-            if done.returncode != 0:
-                raise SystemExit(
-                    f"history ingest {day}..{end} failed:\n{submit.failure_text(done.stderr)}"
-                )
+            spark_job("ingest", history)
             day = end
         history_s = time.monotonic() - started
+        started = time.monotonic()
+        before = last - timedelta(days=1)
+        counts = ["--data-root", str(data), "--date", before.isoformat()]
+        spark_job("prepare", [*counts, "--window-days", str(days - 1)])
+        history_counts_s = time.monotonic() - started
         env = airflow_local.environment(work / "airflow_home", data)
         airflow_local.prepare_home(env)
         stop, apps = threading.Event(), {}
@@ -135,6 +165,8 @@ def main() -> int:
             "process_wall_s": round(wall_s, 1),
             "generate_s": round(generate_s, 1),
             "history_ingest_s": round(history_s, 1),
+            "history_daily_counts_s": round(history_counts_s, 1),
+            **prepare_window_ratio(data, last, (7, days)),
         }
         print("PIPELINE " + json.dumps(result), flush=True)
     finally:

@@ -310,12 +310,14 @@ def markdown(r: dict) -> str:
     pl = r.get("pipeline") or {}
     if pl:
         tasks = ", ".join(f"{k} {v:.0f}" for k, v in pl["task_s"].items())
+        ratio = pl.get("prepare_window_ratio")
+        ratio = f"{ratio:.2f}x" if ratio is not None else "-"
         lines += [
             "| events/day | window | DAG run wall s | by task (s) | Airflow overhead s "
-            "| date, commit |",
-            "|---|---|---|---|---|---|",
+            "| prepare 28 d / 7 d | date, commit |",
+            "|---|---|---|---|---|---|---|",
             f"| {pl['events_per_day']:,} | {pl['window_days']} d | {pl['wall_s']:.0f} | {tasks} | "
-            f"{pl['airflow_overhead_s']:.0f} | {pl.get('date', '')[:10]}, "
+            f"{pl['airflow_overhead_s']:.0f} | {ratio} | {pl.get('date', '')[:10]}, "
             f"{pl.get('git_commit', '')} |",
         ]
     lines += import_rows(r.get("import") or {})

@@ -75,6 +75,8 @@ NON_RETRYABLE_EXIT_CODES = (EXIT_BAD_ARGS, EXIT_DATA_REJECTED, EXIT_POISON_TASK)
 
 INTERACTIONS = "lake/interactions"
 DICTIONARIES = "lake/dictionaries"
+# (user_id, item_id, streams) per event date and level: what prepare sums over its window.
+DAILY_COUNTS = "lake/daily_counts"
 # (item_id, item_name) per level, from imported datasets that carry names but no events.
 ITEM_NAMES = "lake/item_names"
 MODELS = "models"

@@ -68,6 +68,7 @@ RESULT = {
         "wall_s": 600.0,
         "task_s": {"ingest": 60.0, "train": 100.0},
         "airflow_overhead_s": 30.0,
+        "prepare_window_ratio": 1.31,
     },
 }
 
@@ -84,7 +85,7 @@ def test_markdown_has_a_row_per_measurement():
     assert len(rows) == 2 and "0.210, 0.220, 0.200, 0.230, 0.070" in rows[0]
     assert "| 1.8 | 6.0 | 15.0 | 0.9 | 2.00x | 8.3x | 0, 420, 12 |" in rows[0]
     assert "0.150, 0.070" in rows[1] and not [r for r in text.splitlines() if "| large" in r]
-    assert "| 1,000,000 | 28 d | 600 | ingest 60, train 100 | 30 |" in text
+    assert "| 1,000,000 | 28 d | 600 | ingest 60, train 100 | 30 | 1.31x |" in text
 
 
 @pytest.mark.unit

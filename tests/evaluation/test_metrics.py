@@ -62,8 +62,10 @@ def brute_force_order(scores: np.ndarray) -> list[int]:
     return sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: (-scores[i], i))
 
 
+@pytest.mark.parametrize("count_below", [0, 10**9], ids=["by-sort", "by-counting"])
 @pytest.mark.parametrize("seed", range(20))
-def test_one_ranking_answers_all_and_new_items_like_masking_does(seed):
+def test_one_ranking_answers_all_and_new_items_like_masking_does(seed, count_below, monkeypatch):
+    monkeypatch.setattr(Ranking, "COUNT_BELOW", count_below)
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 300))
     # Few distinct values, so ties are everywhere (the popularity baseline's case).

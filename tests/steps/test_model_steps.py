@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import shutil
 import sqlite3
@@ -11,7 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from musicrec import constants as c
+from musicrec.config import PrepareConfig
 from musicrec.model import factors
+from musicrec.model.prepare import min_support, stream_counts
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
@@ -76,14 +79,18 @@ def pipeline(lake) -> Path:
 def test_prepare_twice_gives_identical_output(spark, pipeline):
     table = pipeline / c.INTERACTIONS / "artist"
     before = spark.read.parquet(str(table)).collect()
+    aggregates = aggregate_files(pipeline)
     users_dict = spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")).collect()
     assert run_job("prepare", steps(pipeline)["prepare"]) == 0
     assertDataFrameEqual(spark.read.parquet(str(table)), before)
     assertDataFrameEqual(spark.read.parquet(str(pipeline / c.DICTIONARIES / "users")), users_dict)
-    manifest = json.loads((pipeline / c.MANIFESTS / "prepare" / f"artist_{AS_OF}.json").read_text())
+    manifest = prepared(pipeline)
     assert (
         manifest["counts"]["train"]["pairs"] > 1000 and manifest["counts"]["holdout"]["pairs"] > 0
     )
+    # Nothing changed: the second run summed the first's daily counts, rebuilt none of them.
+    assert manifest["daily_counts"] == {"rebuilt": [], "reused": DAYS}
+    assert aggregate_files(pipeline) == aggregates
 
 
 def test_ids_stay_stable_when_the_window_moves(spark, pipeline):
@@ -276,3 +283,71 @@ def test_a_crash_between_renames_loses_neither_model_nor_serving_version(
     assert run_job("publish", refused) == c.EXIT_DATA_REJECTED
     assert folder_bytes(version) == kept["version"]
     assert serving(pipeline) == [(f"artist-{AS_OF}", AS_OF)]
+
+
+# -- daily stream counts ------------------------------------------------------------------------
+def full_scan(spark, root: Path, first: str, last: str):
+    """Today's reference: (user_id, item_id, streams) re-aggregated from every raw event."""
+    events = spark.read.parquet(str(root / c.ACCEPTED_EVENTS))
+    window = events.where(F.col(c.EVENT_DATE).between(F.lit(first), F.lit(last)))
+    return stream_counts(window, PrepareConfig())
+
+
+def aggregate_files(root: Path) -> dict[str, tuple[int, bytes]]:
+    table = root / c.DAILY_COUNTS / "artist"
+    return {
+        str(p.relative_to(table)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in table.glob(f"{c.EVENT_DATE}=*/*.parquet")
+    }
+
+
+DAYS = [f"2026-02-{d:02d}" for d in range(1, 11)]
+
+
+def prepared(root: Path) -> dict:
+    return json.loads((root / c.MANIFESTS / "prepare" / f"artist_{AS_OF}.json").read_text())
+
+
+def check_equal_to_full_scan(spark, root: Path) -> None:
+    written = spark.read.parquet(str(root / c.INTERACTIONS / "artist")).where(
+        F.col("as_of") == AS_OF
+    )
+    keys = [c.USER_ID, "item_id", "streams"]
+    train = min_support(full_scan(spark, root, DAYS[0], DAYS[-2]), PrepareConfig())
+    assertDataFrameEqual(written.where(F.col("split") == "train").select(keys), train)
+    known = train.select(c.USER_ID).distinct()
+    holdout = full_scan(spark, root, DAYS[-1], DAYS[-1]).join(known, c.USER_ID)
+    assertDataFrameEqual(written.where(F.col("split") == "holdout").select(keys), holdout)
+    events = spark.read.parquet(str(root / c.ACCEPTED_EVENTS)).count()
+    assert prepared(root)["counts"]["events_in_window"] == events
+
+
+def test_daily_counts_equal_a_full_scan_and_a_reingest_rebuilds_only_its_day(
+    spark, tmp_path, pipeline
+):
+    check_equal_to_full_scan(spark, pipeline)  # the pipeline's prepare built every day
+    root = tmp_path / "data"
+    for part in (c.LANDING_EVENTS, c.ACCEPTED_EVENTS, c.DAILY_COUNTS):
+        shutil.copytree(pipeline / part, root / part)  # copy2: the same files, sizes, times
+    before = aggregate_files(root)
+    assert sorted({k.split("/")[0] for k in before}) == [f"{c.EVENT_DATE}={d}" for d in DAYS]
+
+    # Late data corrected: one hour of 2026-02-05 loses 40 lines; that day is re-ingested.
+    hour_file = next((root / c.LANDING_EVENTS / "dt=2026-02-05" / "hour=12").glob("*.jsonl.gz"))
+    lines = gzip.decompress(hour_file.read_bytes()).decode().splitlines()
+    hour_file.write_bytes(gzip.compress(("\n".join(lines[40:]) + "\n").encode()))
+    ingest = ["--data-root", str(root), "--start", "2026-02-05", "--end", "2026-02-06"]
+    assert run_job("ingest", ingest) == 0
+    assert run_job("prepare", steps(root)["prepare"]) == 0
+    assert prepared(root)["daily_counts"] == {
+        "rebuilt": ["2026-02-05"],
+        "reused": [d for d in DAYS if d != "2026-02-05"],
+    }
+    after = aggregate_files(root)
+    changed = {k.split("/")[0] for k in before | after if before.get(k) != after.get(k)}
+    assert changed == {f"{c.EVENT_DATE}=2026-02-05"}
+    day = spark.read.parquet(str(root / c.DAILY_COUNTS / "artist")).where(
+        F.col(c.EVENT_DATE) == "2026-02-05"
+    )
+    assertDataFrameEqual(day.drop(c.EVENT_DATE), full_scan(spark, root, "2026-02-05", "2026-02-05"))
+    check_equal_to_full_scan(spark, root)

@@ -29,18 +29,30 @@ def user_metrics(ranked: np.ndarray, relevant: np.ndarray, k: int) -> dict[str, 
     """Metrics at k for one user; ``relevant`` must be non-empty."""
     if relevant.size == 0:
         raise ValueError("metrics are undefined for a user without relevant items")
-    top = ranked[:k]
-    hit = np.isin(top, relevant)
+    return metrics_from_hits(member(ranked[:k], relevant), relevant.size, k)
+
+
+def member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
+    """``np.isin`` without its fixed cost for the short lists of one user."""
+    if of.size > 256:
+        return np.isin(values, of)
+    wanted = set(of.tolist())
+    return np.fromiter((v in wanted for v in values.tolist()), dtype=bool, count=values.size)
+
+
+def metrics_from_hits(hit: np.ndarray, n_relevant: int, k: int) -> dict[str, float]:
+    """Metrics at k from ``hit`` (is the i-th ranked item relevant?), ``n_relevant`` > 0: one
+    membership test of the longest list serves every k."""
+    hit = hit[:k]
     hits = int(hit.sum())
-    cum_hits = np.cumsum(hit)
-    precision_at_i = cum_hits / np.arange(1, top.size + 1)
-    ideal = min(k, relevant.size)
+    precision_at_i = np.cumsum(hit) / np.arange(1, hit.size + 1)
+    ideal = min(k, n_relevant)
     disc = _discounts(k)
     return {
         "precision": hits / k,
-        "recall": hits / relevant.size,
+        "recall": hits / n_relevant,
         "map": float((precision_at_i * hit).sum() / ideal),
-        "ndcg": float((disc[: top.size] * hit).sum() / disc[:ideal].sum()),
+        "ndcg": float((disc[: hit.size] * hit).sum() / disc[:ideal].sum()),
     }
 
 
@@ -65,27 +77,60 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 class Ranking:
     """One user's total order over the finite-scored items (score desc, index asc).
 
-    Built from one sort, it answers both the "all items" and the "new items" questions (the
-    same order with the user's seen items taken out), so an evaluation scores and sorts each
-    user once instead of once per subset.
+    It answers both the "all items" and the "new items" questions (the same order with the
+    user's seen items taken out), so an evaluation scores each user once for both subsets.
+    Nothing is sorted whole: the top is a partial sort (``np.partition``) of the depth asked,
+    kept for shallower questions; a percentile rank counts the items scored above (a sort,
+    once, only for users with many relevant items).
     """
+
+    COUNT_BELOW = 16  # up to this many items, rank by counting; above, by one sort
 
     def __init__(self, scores: np.ndarray) -> None:
         finite = np.isfinite(scores)
-        self.scores = np.where(finite, scores, -np.inf)
-        self.ascending = np.sort(scores[finite])
-        self.n = self.ascending.size
+        self.n = int(np.count_nonzero(finite))
+        self.scores = scores if self.n == scores.size else np.where(finite, scores, -np.inf)
+        self._best = np.empty(0, dtype=np.int64)  # the longest prefix of the order found
+        self._ascending: np.ndarray | None = None
+        self._ahead: dict[int, int] = {}  # item -> items ahead of it, for both subsets
+
+    def prefix(self, depth: int) -> np.ndarray:
+        """The first ``depth`` items of the order (at most all finite ones)."""
+        depth = min(depth, self.n)
+        if depth > self._best.size:
+            threshold = np.partition(self.scores, -depth)[-depth]
+            self._best = _best_from(self.scores, threshold, depth)
+        return self._best[:depth]
 
     def top(self, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
         """The k best items, skipping ``exclude``."""
         exclude = _finite_only(self.scores, exclude)
-        want = min(k + exclude.size, self.n)
-        if want <= 0 or k <= 0:
+        if k <= 0 or min(k + exclude.size, self.n) <= 0:
             return np.empty(0, dtype=np.int64)
-        best = _best_from(self.scores, self.ascending[-want], want)
+        best = self.prefix(k + exclude.size)
         if exclude.size:
-            best = best[~np.isin(best, exclude)]
+            best = best[~member(best, exclude)]
         return best[:k]
+
+    def _before(self, items: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Finite-scored items ahead of each item: higher scores, and equal scores at a lower
+        index (ties broken by index)."""
+        if items.size <= self.COUNT_BELOW:
+            ahead = self._ahead
+            for i, v in zip(items.tolist(), s.tolist(), strict=True):
+                if i not in ahead:
+                    ahead[i] = int(
+                        np.count_nonzero(self.scores > v) + np.count_nonzero(self.scores[:i] == v)
+                    )
+            return np.array([ahead[i] for i in items.tolist()], dtype=np.int64)
+        if self._ascending is None:
+            self._ascending = np.sort(self.scores[np.isfinite(self.scores)])
+        right = np.searchsorted(self._ascending, s, side="right")
+        before = (self.n - right).astype(np.int64)
+        equal = right - np.searchsorted(self._ascending, s, side="left")
+        for j in np.flatnonzero(equal > 1):  # ties are rare for ALS
+            before[j] += np.count_nonzero(self.scores[: items[j]] == s[j])
+        return before
 
     def percentile_ranks(self, items: np.ndarray, exclude: np.ndarray | None = None) -> np.ndarray:
         """Position of each item among the candidates (minus ``exclude``), scaled to [0, 1]."""
@@ -95,19 +140,14 @@ class Ranking:
         if n <= 1:
             return np.zeros(items.size)
         s = self.scores[items]
-        higher = self.n - np.searchsorted(self.ascending, s, side="right")
-        equal = self.n - higher - np.searchsorted(self.ascending, s, side="left")
-        before = higher.astype(np.int64)
-        # Ties: candidates with the same score and a lower index rank above (rare for ALS).
-        for j in np.flatnonzero(equal > 1):
-            before[j] += np.count_nonzero(self.scores[: items[j]] == s[j])
+        before = self._before(items, s)
         if exclude.size:
             es = self.scores[exclude]
             above = (es[None, :] > s[:, None]) | (
                 (es[None, :] == s[:, None]) & (exclude[None, :] < items[:, None])
             )
             before -= above.sum(axis=1)
-        candidate = np.isfinite(s) & ~np.isin(items, exclude)
+        candidate = np.isfinite(s) & ~member(items, exclude)
         return np.where(candidate, before / (n - 1), 1.0)
 
 

@@ -56,11 +56,12 @@ def evaluate(
         keep[keep] = known_mask[relevant[keep]]
         relevant, weights = relevant[keep], weights[keep]
         seen = np.asarray(rec.seen if rec.seen is not None else [], dtype=np.int64)
+        ranking.prefix(kmax + seen.size)  # the deepest question first: one partial sort
         for subset in subsets:
             exclude = seen if subset == "new" else None
             rel, w = relevant, weights
             if exclude is not None and exclude.size:
-                fresh = ~np.isin(rel, exclude)
+                fresh = ~metrics.member(rel, exclude)
                 rel, w = rel[fresh], w[fresh]
             if rel.size == 0:
                 continue
@@ -70,8 +71,9 @@ def evaluate(
                 "subset": subset,
                 "n_relevant": int(rel.size),
             }
+            hit = metrics.member(ranked, rel)
             for k in ks:
-                for name, value in metrics.user_metrics(ranked, rel, k).items():
+                for name, value in metrics.metrics_from_hits(hit, rel.size, k).items():
                     out[f"{name}@{k}"] = value
             pr = ranking.percentile_ranks(rel, exclude)
             out["epr_num"] = float((pr * w).sum())

@@ -3,7 +3,9 @@ interactions for implicit ALS.
 
 Writes ``lake/interactions/<level>/as_of=<date>/split=train|holdout`` (train: the window minus
 its last ``holdout_days``; holdout: those days, for evaluation) and extends the persistent
-user and item dictionaries (ids are appended, never renumbered).
+user and item dictionaries (ids are appended, never renumbered). The window's counts are
+the sum of its days' stream counts (``model.daily_counts``): only days whose accepted events
+changed since they were counted are read from raw events.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from musicrec import constants as c
 from musicrec.config import PrepareConfig
 from musicrec.exceptions import InsufficientHistoryError, MissingInputError
 from musicrec.lake import io, swap
+from musicrec.model import daily_counts
 from musicrec.model.prepare import (
     ITEM_ID,
     ITEM_IDX,
@@ -31,7 +34,6 @@ from musicrec.model.prepare import (
     attach_ids,
     extend_dictionary,
     min_support,
-    stream_counts,
     with_rating,
 )
 from musicrec.runtime.jobs import base_parser
@@ -57,13 +59,6 @@ def interactions_path(root: Path, level: str) -> Path:
 
 def dictionary_path(root: Path, name: str) -> Path:
     return root / c.DICTIONARIES / name
-
-
-def read_window(spark: SparkSession, accepted: Path, first: date, last: date) -> DataFrame:
-    if not io.table_exists(accepted):
-        raise MissingInputError(f"no accepted events at {accepted}: run ingest first")
-    events = spark.read.parquet(str(accepted))
-    return events.where(F.col(c.EVENT_DATE).between(F.lit(first), F.lit(last)))
 
 
 def update_dictionary(
@@ -139,20 +134,23 @@ def run(
     recovered = [line for path in dictionaries.values() for line in swap.recover(path)]
     first = as_of - timedelta(days=cfg.window_days - 1)
     cut = as_of - timedelta(days=cfg.holdout_days)  # train: [first, cut], holdout: (cut, as_of]
-    events = read_window(spark, accepted, first, as_of)
-    train_events = events.where(F.col(c.EVENT_DATE) <= F.lit(cut))
-    holdout_events = events.where(F.col(c.EVENT_DATE) > F.lit(cut))
-    train_counts = min_support(stream_counts(train_events, cfg), cfg).cache()
-    holdout_counts = stream_counts(holdout_events, cfg).cache()
-    if train_counts.limit(1).count() == 0:
-        raise InsufficientHistoryError(
-            f"no training interactions in {first}..{cut} (after minimum support): "
-            "nothing to train on yet"
+    if not io.table_exists(accepted):
+        raise MissingInputError(f"no accepted events at {accepted}: run ingest first")
+    with daily_counts.window(spark, cfg, accepted, root, first, as_of) as (days, refreshed):
+        train_counts = min_support(daily_counts.summed(days, first, cut), cfg).cache()
+        holdout_counts = daily_counts.summed(days, cut + timedelta(days=1), as_of).cache()
+        if train_counts.limit(1).count() == 0:
+            raise InsufficientHistoryError(
+                f"no training interactions in {first}..{cut} (after minimum support): "
+                "nothing to train on yet"
+            )
+        snapshot = write_interactions(
+            spark, cfg, root, train_counts, holdout_counts, as_of, dictionaries
         )
-    snapshot = write_interactions(
-        spark, cfg, root, train_counts, holdout_counts, as_of, dictionaries
-    )
-    target, stats, known = snapshot["target"], snapshot["stats"], snapshot["known"]
+        target, stats, known = snapshot["target"], snapshot["stats"], snapshot["known"]
+        without_train = (
+            holdout_counts.join(known, c.USER_ID, "left_anti").select(c.USER_ID).distinct().count()
+        )
     return {
         "step": NAME,
         "key": f"{cfg.item_level}_{as_of}",
@@ -163,6 +161,7 @@ def run(
             "accepted": str(accepted),
             "event_dates": [first.isoformat(), as_of.isoformat()],
             "train_dates": [first.isoformat(), cut.isoformat()],
+            "daily_counts": str(daily_counts.table_path(root, cfg.item_level)),
         },
         "outputs": {
             "interactions": str(target),
@@ -172,13 +171,11 @@ def run(
             "recovered": recovered,
         },
         "counts": {
-            "events_in_window": events.count(),
+            "events_in_window": sum(day["events"] for day in refreshed.days.values()),
             "train": stats.get("train"),
             "holdout": stats.get("holdout"),
-            "holdout_users_without_train": holdout_counts.join(known, c.USER_ID, "left_anti")
-            .select(c.USER_ID)
-            .distinct()
-            .count(),
+            "holdout_users_without_train": without_train,
         },
+        "daily_counts": refreshed.as_dict(),
         "seconds": round(time.monotonic() - started, 2),
     }
