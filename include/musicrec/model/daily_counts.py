@@ -16,7 +16,6 @@ import fcntl
 import hashlib
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -201,9 +200,6 @@ def window(
     with open(table / READERS_LOCK, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
-            for stale in (table / "_temporary", *table.glob(".spark-staging-*")):
-                if stale.is_dir():
-                    shutil.rmtree(stale, ignore_errors=True)
             done = refresh(spark, cfg, accepted, table, days_between(first, last))
             fcntl.flock(handle, fcntl.LOCK_SH)  # rebuilt: others may read alongside
             yield read_days(spark, table, first, last), done
