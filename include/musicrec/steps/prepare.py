@@ -106,7 +106,8 @@ def write_interactions(
     out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
     out = out.withColumn("as_of", F.lit(as_of.isoformat()))
     target = interactions_path(root, cfg.item_level)
-    io.write_partitions(out.repartition(4, "split"), target, ["as_of", "split"])
+    # By user within each split: train (all but a few rows) is written by every core, not one.
+    io.write_partitions(out.repartition(4, "split", USER_IDX), target, ["as_of", "split"])
     return {"target": target, "stats": split_stats(spark, target, as_of), "known": known}
 
 
@@ -137,7 +138,10 @@ def run(
     if not io.table_exists(accepted):
         raise MissingInputError(f"no accepted events at {accepted}: run ingest first")
     with daily_counts.window(spark, cfg, accepted, root, first, as_of) as (days, refreshed):
-        train_counts = min_support(daily_counts.summed(days, first, cut), cfg).cache()
+        # Summed once: minimum support reads the sums three times (item counts, user counts,
+        # the joins), and each sum is a hash aggregation over every day of the window.
+        window_sums = daily_counts.summed(days, first, cut).cache()
+        train_counts = min_support(window_sums, cfg).cache()
         holdout_counts = daily_counts.summed(days, cut + timedelta(days=1), as_of).cache()
         if train_counts.limit(1).count() == 0:
             raise InsufficientHistoryError(
@@ -151,6 +155,7 @@ def run(
         without_train = (
             holdout_counts.join(known, c.USER_ID, "left_anti").select(c.USER_ID).distinct().count()
         )
+        window_sums.unpersist()
     return {
         "step": NAME,
         "key": f"{cfg.item_level}_{as_of}",
