@@ -44,7 +44,13 @@ dist/musicrec.zip: $(BIN)/.installed $(shell find include/musicrec spark_jobs -n
 	@mkdir -p dist
 	$(BIN)/python scripts/build_pyfiles.py include dist/musicrec.zip spark_jobs
 
-dist: dist/musicrec.zip
+# Spark's classes as a class-data-sharing archive every driver maps (spark_conf.CLASS_ARCHIVE):
+# recorded from a warm-up run, rebuilt only when the installed jars or the JDK may change.
+dist/spark-classes.jsa: $(BIN)/.installed scripts/build_class_archive.py \
+		scripts/class_archive_warmup.py | dist/musicrec.zip
+	PYTHONPATH=include $(BIN)/python scripts/build_class_archive.py $@
+
+dist: dist/musicrec.zip dist/spark-classes.jsa
 
 airflow: dist
 	$(BIN)/python scripts/airflow_server.py --port $(AIRFLOW_PORT) --data-root $(DATA)

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 
 from musicrec import constants as c
+from musicrec.ingest import suite
 from musicrec.lake import io
 from musicrec.runtime.jobs import entry, session_for
 from musicrec.steps import validate as step
@@ -22,6 +23,7 @@ log = logging.getLogger("musicrec.validate")
 
 def main(argv: Sequence[str] | None = None) -> int:
     interval, cfg, args = step.parse_args(argv)
+    suite.preload()  # overlaps the session's start
     spark = session_for(args, step.NAME)
     manifest = step.run(spark, args.data_root, interval, cfg, args.accepted, args.run_id)
     io.write_manifest(args.data_root, manifest)

@@ -62,6 +62,41 @@ def test_one_evaluation_pass_matches_per_subset_brute_force(spark):
             assert row.epr_num == pytest.approx(float((pr * w).sum()), rel=1e-6)
 
 
+def test_subset_summaries_equal_plain_python_over_the_per_user_rows(spark):
+    """Means, expected percentile rank and coverage@k of every subset, from two aggregations,
+    equal the same figures computed row by row; a subset without users is all zeros."""
+    import numpy as np
+    import pandas as pd
+    from musicrec.evaluation import metrics
+
+    rng = np.random.default_rng(11)
+    rows = []
+    for u in range(40):
+        for subset in ("all", "new")[: 1 + u % 2]:
+            row = {"user_idx": u, "subset": subset}
+            row |= {f"{m}@{k}": float(rng.random()) for m in metrics.NAMES for k in (3, 8)}
+            row |= {"epr_num": float(rng.random()), "epr_den": float(rng.random()) + 0.5}
+            rows.append(row | {"top": rng.choice(30, 12, replace=False).tolist()})
+    per_user = spark.createDataFrame(pd.DataFrame(rows))
+    got = ranking.summarize_subsets(per_user, 30, ks=(3, 8), subsets=("all", "new", "none"))
+    for subset in ("all", "new"):
+        mine = [r for r in rows if r["subset"] == subset]
+        assert got[subset]["users"] == len(mine)
+        for name in (f"{m}@{k}" for m in metrics.NAMES for k in (3, 8)):
+            assert got[subset][name] == pytest.approx(np.mean([r[name] for r in mine]))
+        assert got[subset]["expected_percentile_rank"] == pytest.approx(
+            sum(r["epr_num"] for r in mine) / sum(r["epr_den"] for r in mine)
+        )
+        for k in (3, 8):
+            distinct = {i for r in mine for i in r["top"][:k]}
+            assert got[subset][f"coverage@{k}"] == pytest.approx(len(distinct) / 30)
+    assert got["none"]["users"] == 0 and got["none"]["coverage@8"] == 0.0
+    assert got["none"]["expected_percentile_rank"] is None
+    whole = ranking.summarize(per_user, 30, ks=(3,))
+    assert whole["users"] == len(rows)
+    assert whole["coverage@3"] == pytest.approx(len({i for r in rows for i in r["top"][:3]}) / 30)
+
+
 def test_cold_held_out_items_leave_the_metrics_and_are_counted(spark):
     """Items the model cannot know are neither hits nor misses; a user with only those has no
     row, and ``cold_items`` reports them."""

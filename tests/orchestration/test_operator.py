@@ -26,11 +26,12 @@ def connection(monkeypatch):
     )
 
 
-def submit(code: int) -> None:
+def submit(code: int):
     task = spark_task(
         f"exit_{code}", str(APP), [str(code)], str(ROOT / "dist" / "musicrec.zip"), retries=2
     )
     task.execute({})
+    return task
 
 
 @pytest.mark.parametrize("code", c.NON_RETRYABLE_EXIT_CODES)
@@ -52,3 +53,15 @@ def test_a_missing_connection_is_refused_instead_of_defaulting_to_yarn(monkeypat
     monkeypatch.delenv("AIRFLOW_CONN_SPARK_DEFAULT", raising=False)
     with pytest.raises(AirflowFailException, match="not defined"):
         submit(0)
+
+
+def test_driver_jvm_options_and_heap_are_on_the_spark_submit_command_line(connection):
+    """The driver's session builder starts after its JVM: the class archive and the heap
+    size must be given to spark-submit itself, for the connection's master."""
+    from musicrec.runtime import spark_conf
+
+    task = submit(0)
+    command = task._hook._build_spark_submit_command(str(APP))
+    for key, value in spark_conf.launch_conf("local[1]").items():
+        assert f"{key}={value}" in command
+    assert "spark.driver.memory=4g" in command

@@ -351,3 +351,31 @@ def test_daily_counts_equal_a_full_scan_and_a_reingest_rebuilds_only_its_day(
     )
     assertDataFrameEqual(day.drop(c.EVENT_DATE), full_scan(spark, root, "2026-02-05", "2026-02-05"))
     check_equal_to_full_scan(spark, root)
+
+
+def test_item_names_come_from_the_days_of_the_models_window(spark, events_only):
+    """Publish reads names from the event dates its prepare manifest records, not from every
+    day ever ingested (the accepted table only grows); all days when there is no manifest."""
+    import argparse
+
+    from musicrec.lake import io
+    from musicrec.steps import publish
+
+    root = events_only
+    args = argparse.Namespace(data_root=root, accepted=root / c.ACCEPTED_EVENTS, as_of=AS_OF)
+
+    def dates() -> list[str]:
+        events = publish.window_events(spark, args, "artist")
+        assert events is not None
+        return sorted(str(r[0]) for r in events.select(c.EVENT_DATE).distinct().collect())
+
+    assert dates() == [f"2026-02-{d:02d}" for d in range(1, 11)]
+    io.write_manifest(
+        root,
+        {
+            "step": "prepare",
+            "key": f"artist_{AS_OF}",
+            "inputs": {"event_dates": ["2026-02-07", AS_OF]},
+        },
+    )
+    assert dates() == ["2026-02-07", "2026-02-08", "2026-02-09", "2026-02-10"]

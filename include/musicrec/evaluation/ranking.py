@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from musicrec.evaluation import metrics
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
-from musicrec.model.scoring import block_scores, score_blocks
+from musicrec.model.scoring import block_scores, score_blocks, spread
 
 SUBSETS = ("all", "new")
 
@@ -101,11 +101,20 @@ def evaluate(
         + ", ".join(f"`{n}` double" for n in names)
         + ", epr_num double, epr_den double, top array<int>"
     )
-    return users.mapInPandas(run, schema)
+    return spread(spark, users).mapInPandas(run, schema)
 
 
-def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.KS) -> dict:
-    """Means over evaluated users (of one subset), expected percentile rank and coverage."""
+def summarize_subsets(
+    per_user: DataFrame,
+    n_items: int,
+    ks: tuple[int, ...] = metrics.KS,
+    subsets: tuple[str, ...] = SUBSETS,
+) -> dict[str, dict]:
+    """Per subset: means over its evaluated users, expected percentile rank and coverage.
+
+    Two aggregations over ``per_user`` whatever the number of subsets and cut-offs: the means
+    grouped by subset, and coverage@k from each (subset, item)'s best position in a top list.
+    """
     names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
     aggs = [F.avg(F.col(f"`{n}`")).alias(n) for n in names]
     aggs += [
@@ -113,26 +122,56 @@ def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.K
         F.sum("epr_num").alias("_n"),
         F.sum("epr_den").alias("_d"),
     ]
-    row = per_user.agg(*aggs).first()
-    assert row is not None
-    out: dict[str, Any] = {n: float(row[n] or 0.0) for n in names}
-    out["users"] = int(row["users"])
-    out["expected_percentile_rank"] = float(row["_n"] / row["_d"]) if row["_d"] else None
-    for k in ks:
-        distinct = per_user.select(F.explode(F.slice("top", 1, k)).alias("i")).distinct().count()
-        out[f"coverage@{k}"] = distinct / n_items if n_items else 0.0
+    means = {r["subset"]: r for r in per_user.groupBy("subset").agg(*aggs).collect()}
+    best = (
+        per_user.select("subset", F.posexplode(F.slice("top", 1, max(ks))).alias("pos", "i"))
+        .groupBy("subset", "i")
+        .agg(F.min("pos").alias("pos"))
+    )
+    covered = best.groupBy("subset").agg(
+        *[F.count(F.when(F.col("pos") < k, 1)).alias(f"k{k}") for k in ks]
+    )
+    coverage = {r["subset"]: r for r in covered.collect()}
+    out: dict[str, dict] = {}
+    for subset in subsets:
+        row, cov = means.get(subset), coverage.get(subset)
+        summary: dict[str, Any] = {n: float(row[n] or 0.0) if row else 0.0 for n in names}
+        summary["users"] = int(row["users"]) if row else 0
+        summary["expected_percentile_rank"] = (
+            float(row["_n"] / row["_d"]) if row and row["_d"] else None
+        )
+        for k in ks:
+            distinct = int(cov[f"k{k}"]) if cov else 0
+            summary[f"coverage@{k}"] = distinct / n_items if n_items else 0.0
+        out[subset] = summary
     return out
 
 
-def user_rows(user_factors: DataFrame, seen: DataFrame, relevant: DataFrame) -> DataFrame:
-    """(user_idx, features, seen, relevant, weights) for users with relevant items."""
+def summarize(per_user: DataFrame, n_items: int, ks: tuple[int, ...] = metrics.KS) -> dict:
+    """``summarize_subsets`` of all of ``per_user`` taken as one subset."""
+    return summarize_subsets(per_user.withColumn("subset", F.lit("")), n_items, ks, ("",))[""]
+
+
+def user_lists(seen: DataFrame, relevant: DataFrame) -> DataFrame:
+    """(user_idx, relevant, weights, seen) for users with relevant items: what every model
+    scored on the same holdout shares (cache it when scoring several)."""
     seen_lists = seen.groupBy(USER_IDX).agg(F.collect_list(ITEM_IDX).alias("seen"))
     rel = relevant.groupBy(USER_IDX).agg(
         F.collect_list(ITEM_IDX).alias("relevant"),
         F.collect_list(F.col("streams").cast("double")).alias("weights"),
     )
+    return rel.join(seen_lists, USER_IDX, "left")
+
+
+def with_factors(user_factors: DataFrame, lists: DataFrame) -> DataFrame:
+    """(user_idx, features, relevant, weights, seen): ``user_lists`` joined to a model's users."""
     factors = user_factors.select(F.col("id").alias(USER_IDX), "features")
-    return factors.join(rel, USER_IDX).join(seen_lists, USER_IDX, "left")
+    return factors.join(lists, USER_IDX)
+
+
+def user_rows(user_factors: DataFrame, seen: DataFrame, relevant: DataFrame) -> DataFrame:
+    """(user_idx, features, seen, relevant, weights) for users with relevant items."""
+    return with_factors(user_factors, user_lists(seen, relevant))
 
 
 def cold_items(spark: SparkSession, known: np.ndarray, holdout: DataFrame) -> dict[str, Any]:
@@ -165,6 +204,17 @@ def cold_items(spark: SparkSession, known: np.ndarray, holdout: DataFrame) -> di
     }
 
 
+def score_users(
+    spark: SparkSession, user_factors: DataFrame, items: Any, known: Any, lists: DataFrame
+) -> dict[str, dict]:
+    """Summaries of the "all" and "new" subsets from one scoring pass over the users of
+    ``lists`` (``user_lists``)."""
+    per_user = evaluate(spark, with_factors(user_factors, lists), items, known).cache()
+    out = summarize_subsets(per_user, int(known.sum()))
+    per_user.unpersist()
+    return out
+
+
 def score_model(
     spark: SparkSession,
     user_factors: DataFrame,
@@ -174,11 +224,4 @@ def score_model(
     holdout: DataFrame,
 ) -> dict[str, dict]:
     """Summaries of the "all" and "new" subsets from one scoring pass over the users."""
-    users = user_rows(user_factors, train, holdout)
-    per_user = evaluate(spark, users, items, known).cache()
-    out = {
-        subset: summarize(per_user.where(F.col("subset") == subset), int(known.sum()))
-        for subset in SUBSETS
-    }
-    per_user.unpersist()
-    return out
+    return score_users(spark, user_factors, items, known, user_lists(train, holdout))

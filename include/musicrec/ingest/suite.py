@@ -8,6 +8,7 @@ manifest's counts (the quarantine ratio). Data Docs HTML is written for every ru
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -118,10 +119,28 @@ def _failure(result: Any) -> dict[str, Any]:
     }
 
 
+_preloading: threading.Thread | None = None
+
+
+def preload() -> threading.Thread:
+    """Import Great Expectations (about 4 s here) in a thread while the Spark session starts,
+    which waits on the JVM; ``run_suite`` joins it before using GX."""
+    global _preloading
+
+    def load() -> None:
+        import great_expectations.expectations  # noqa: F401  (imports great_expectations)
+
+    _preloading = threading.Thread(target=load, name="gx-import", daemon=True)
+    _preloading.start()
+    return _preloading
+
+
 def run_suite(
     events: DataFrame, counts: DataFrame, bounds: Bounds, docs_dir: Path, suite_name: str
 ) -> Outcome:
     """Validate both batches and build Data Docs under ``docs_dir``."""
+    if _preloading is not None:
+        _preloading.join()  # an import error, if any, is raised by the imports below
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 

@@ -50,6 +50,16 @@ def block_scores(block: pd.DataFrame, items: np.ndarray, known: np.ndarray, excl
     return scores
 
 
+def spread(spark: SparkSession, users: DataFrame) -> DataFrame:
+    """``users`` hashed over twice as many partitions as the application has cores.
+
+    Scoring is CPU-bound Python per user, but its input is small in bytes: a factors file read
+    as one split, or a join AQE coalesces into one partition, would score every user in one
+    task while the other cores idle. A repartition to a fixed number is never coalesced.
+    """
+    return users.repartition(2 * spark.sparkContext.defaultParallelism, USER_IDX)
+
+
 def recommend(
     spark: SparkSession,
     users: DataFrame,
@@ -83,4 +93,4 @@ def recommend(
                     )
 
     schema = f"{USER_IDX} int, rank int, {ITEM_IDX} int, score float"
-    return users.mapInPandas(run, schema)
+    return spread(spark, users).mapInPandas(run, schema)

@@ -20,6 +20,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from musicrec.constants import NON_RETRYABLE_EXIT_CODES
 from musicrec.orchestration.links import SparkHistoryLink, application_url
+from musicrec.runtime import spark_conf
 
 TAIL_LINES = 30
 HEALTH_PREFIX = "EXECUTOR_HEALTH "  # the line musicrec.jobs prints after each application
@@ -141,6 +142,9 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
             ) from exc
         if not conn.host:
             raise AirflowFailException(f"Spark connection {self._conn_id!r} has no master host")
+        # Driver JVM options and heap: the driver's session builder is too late for them.
+        given: dict[str, Any] = getattr(self, "conf", None) or {}
+        self.conf = {**spark_conf.launch_conf(conn.host), **given}
         try:
             super().execute(context)
             self._report_health(context)

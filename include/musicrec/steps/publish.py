@@ -86,6 +86,21 @@ def require_gate_passed(root: Path, model_id: str) -> None:
         )
 
 
+def window_events(spark: SparkSession, args: argparse.Namespace, level: str) -> DataFrame | None:
+    """The accepted events item names are taken from: the days of the model's window, as its
+    prepare manifest records them (every item of the model was streamed there; a backfill of
+    an older date does not take names from later days). All days without that manifest."""
+    if not io.table_exists(args.accepted):
+        return None
+    events = spark.read.parquet(str(args.accepted))
+    prepared = io.manifest_path(args.data_root, "prepare", f"{level}_{args.as_of}")
+    if not prepared.exists():
+        log.info("no prepare manifest for %s: item names from every day of events", args.as_of)
+        return events
+    first, last = io.read_json(prepared)["inputs"]["event_dates"]
+    return events.where(F.col(c.EVENT_DATE).between(first, last))
+
+
 def build_outputs(
     spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace, model: factors.FactorModel
 ) -> dict[str, DataFrame]:
@@ -96,7 +111,7 @@ def build_outputs(
     items, known = scoring.item_matrix(model.items)
     dictionary = spark.read.parquet(str(args.data_root / c.DICTIONARIES / f"items_{level}"))
     streams = seen_pairs.groupBy(ITEM_IDX).agg(F.sum("streams").alias("streams"))
-    events = spark.read.parquet(str(args.accepted)) if io.table_exists(args.accepted) else None
+    events = window_events(spark, args, level)
     names_path = args.data_root / c.ITEM_NAMES / level
     names = spark.read.parquet(str(names_path)) if names_path.is_dir() else None
     item_table = outputs.item_names(
