@@ -122,6 +122,18 @@ def test_every_resilience_setting_has_a_reason():
         assert key.startswith("parquet.") and value and len(why) > 15, key
 
 
+def test_small_shuffle_is_read_by_one_task(spark):
+    """AQE sizes post-shuffle partitions by bytes, not by cores (parallelismFirst=false): a
+    shuffle of a few MB, a small day's, is read by one task instead of one per core."""
+    from pyspark.sql import functions as F
+
+    assert spark.conf.get("spark.sql.adaptive.coalescePartitions.parallelismFirst") == "false"
+    rows = spark.range(400_000).select((F.col("id") * 7919 % 200_003).alias("k"), "id")
+    sums = rows.groupBy("k").agg(F.sum("id").alias("s")).withColumn("p", F.spark_partition_id())
+    got = sums.groupBy("p").count().collect()
+    assert sum(r["count"] for r in got) == 200_003 and len(got) == 1, got
+
+
 def _fail_on_first_attempt(rows):
     from pyspark import TaskContext
 
