@@ -39,7 +39,7 @@ BASE: dict[str, tuple[str, str]] = {
         "false",
         "coalesce shuffles to the advisory 64 MB, not to one partition per core: a small day's "
         "stages run as a few tasks, not 16 tiny ones (prepare, evaluate, publish and validate "
-        "3-20% faster on the demo, alternated); Python scoring is spread by a fixed repartition "
+        "8-14% faster on the demo, alternated); Python scoring is spread by a fixed repartition "
         "AQE never coalesces (model/scoring.py)",
     ),
     "spark.sql.files.maxRecordsPerFile": ("0", "one file per task and partition, no splitting"),
