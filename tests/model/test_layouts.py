@@ -12,6 +12,7 @@ from musicrec.config import LAYOUTS, ALSConfig
 from musicrec.evaluation import metrics
 from musicrec.exceptions import ConfigError
 from musicrec.generator.interactions import SIZES, interactions
+from musicrec.lake import io
 from musicrec.model import blocks, full_gridify, grid, half_gridify, layouts
 
 from tests.model.test_mllib import two_groups as checkerboard
@@ -149,3 +150,29 @@ def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(spark, tiny, tmp_pat
     ):
         assert grid.Checkpoints(tmp_path / "run", key, 2).load() is None
     assert grid.Checkpoints(tmp_path / "run", saved.key, 2).load() is not None
+
+
+def blocks_of(built: blocks.Built) -> dict[str, dict[int, tuple]]:
+    return {
+        name: {key: tuple(a.tolist() for a in block) for key, block in rdd.collect()}
+        for name, rdd in built.rdds.items()
+    }
+
+
+def test_blocks_read_from_the_files_equal_blocks_read_through_spark(spark, tiny, tmp_path):
+    """The train step's path (pyarrow reads the split's parquet files, one task per row
+    group) and the DataFrame path build the same blocks; files that are not the ratings'
+    rows are refused, not trained on."""
+    frame, train = tiny
+    frame.repartition(3).write.option("parquet.block.size", 64 * 1024).parquet(str(tmp_path / "r"))
+    files = io.parquet_files(tmp_path / "r")
+    assert len(files) == 3 and len(blocks.row_groups([str(f) for f in files])) > 3
+    ratings = spark.read.parquet(str(tmp_path / "r"))
+    keyings = [blocks.Keying(by, by, 3, blocks.modulo(3)) for by in ("user", "item")]
+    from_files = blocks.build(ratings, keyings, 5.0, [str(f) for f in files])
+    through_spark = blocks.build(ratings, keyings, 5.0)
+    assert from_files.pairs == through_spark.pairs == {"user": len(train), "item": len(train)}
+    assert blocks_of(from_files) == blocks_of(through_spark)
+    cfg = ALSConfig(layout="half-gridify", rank=4, max_iter=1)
+    with pytest.raises(ValueError, match="the files given are not the ratings' rows"):
+        half_gridify.fit(spark, ratings, cfg, files=[str(f) for f in files[:2]])

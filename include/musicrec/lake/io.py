@@ -282,3 +282,13 @@ def read_split(spark: SparkSession, table: Path, as_of: str, split: str) -> Data
         (F.col("as_of") == as_of) & (F.col("split") == split)
     )
     return data
+
+
+def split_files(table: Path, as_of: str, split: str) -> list[Path]:
+    """The parquet files holding exactly ``read_split``'s rows (its partition folder)."""
+    return parquet_files(table / f"as_of={as_of}" / f"split={split}")
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The data files of a folder Spark (or pyarrow) wrote: part files, no markers or CRCs."""
+    return sorted(folder.glob("part-*.parquet"))

@@ -75,7 +75,15 @@ def solve(a_upper: np.ndarray, b: np.ndarray, gram: np.ndarray, reg: float) -> n
 class Grid:
     """The cached cells of one fit and their two orientations' bookkeeping."""
 
-    def __init__(self, spark: SparkSession, ratings: DataFrame, cfg: ALSConfig, blocks_: int):
+    def __init__(
+        self,
+        spark: SparkSession,
+        ratings: DataFrame,
+        cfg: ALSConfig,
+        blocks_: int,
+        shape: grid.Shape,
+        files: list[str] | None = None,
+    ):
         self.spark, self.n = spark, blocks_
         sc = spark.sparkContext
         ids = {
@@ -103,7 +111,9 @@ class Grid:
         ]
         # Cell (rb, cb) of orientation ``by``: rows = positions in row block rb, columns =
         # positions in column block cb; key rb * n + cb, in partition rb * n + cb.
-        self.cells = blocks.build(ratings, keyings, cfg.alpha).rdds
+        built = blocks.build(ratings, keyings, cfg.alpha, files)
+        blocks.check_pairs(built, shape.pairs)
+        self.cells = built.rdds
 
     def half_step(self, by: str, own: np.ndarray, other: np.ndarray, reg: float) -> None:
         """Solve side ``by`` (``own``, in place) given the other side's factors."""
@@ -156,12 +166,14 @@ def fit(
     cfg: ALSConfig,
     checkpoints: grid.Checkpoints | None = None,
     initial: tuple[np.ndarray, np.ndarray] | None = None,
+    files: list[str] | None = None,
 ) -> grid.Fitted:
+    """ALS on ``ratings``; ``files`` as for half gridify."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
     shape = grid.shape_of(ratings)
     n = grid.default_blocks(spark, cfg)
-    cells = Grid(spark, ratings, cfg, n)  # built once, inside the timing
+    cells = Grid(spark, ratings, cfg, n, shape, files)  # built once, inside the timing
     built_s = time.monotonic() - started
     written_built = grid.shuffle_written(spark)
     reg = cfg.regularization

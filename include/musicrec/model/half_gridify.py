@@ -129,8 +129,10 @@ def fit(
     cfg: ALSConfig,
     checkpoints: grid.Checkpoints | None = None,
     initial: tuple[np.ndarray, np.ndarray] | None = None,
+    files: list[str] | None = None,
 ) -> grid.Fitted:
-    """ALS on ``ratings`` (user_idx, item_idx, rating; read from written files)."""
+    """ALS on ``ratings`` (user_idx, item_idx, rating; read from written files: ``files``,
+    if given, are those files, read by pyarrow to build the blocks)."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
     shape = grid.shape_of(ratings)
@@ -138,7 +140,8 @@ def fit(
     budget = check_budget(spark, shape, cfg, n_blocks)
     threads = grid.threads_per_task(spark)
     keyings = [blocks.Keying(by, by, n_blocks, blocks.modulo(n_blocks)) for by in ("user", "item")]
-    built = blocks.build(ratings, keyings, cfg.alpha)
+    built = blocks.build(ratings, keyings, cfg.alpha, files)
+    blocks.check_pairs(built, shape.pairs)
     sides, rows = built.rdds, built.rows
     built_s = time.monotonic() - started
     user_ids = np.sort(np.concatenate(list(rows["user"].values())))

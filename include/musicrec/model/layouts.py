@@ -68,9 +68,11 @@ def fit(
     ratings: DataFrame,
     cfg: ALSConfig,
     checkpoints: grid.Checkpoints | None = None,
+    files: list[Path] | None = None,
 ) -> Trained:
     """Train ``cfg.layout`` on ``ratings`` (user_idx, item_idx, rating), read from written
-    files (deterministic input, SPARK-28927)."""
+    files (deterministic input, SPARK-28927). ``files``: those parquet files, which the grid
+    layouts read directly (pyarrow) to build their blocks."""
     if cfg.layout == "mllib":
         before = grid.shuffle_written(spark)
         users, items, seconds = mllib.fit(spark, ratings, cfg)
@@ -92,4 +94,5 @@ def fit(
             write=lambda folder: factors.write_frames(folder, users, items),
         )
     module = half_gridify if cfg.layout == "half-gridify" else full_gridify
-    return _from_grid(spark, module.fit(spark, ratings, cfg, checkpoints))
+    names = None if files is None else [str(f) for f in files]
+    return _from_grid(spark, module.fit(spark, ratings, cfg, checkpoints, files=names))

@@ -13,6 +13,7 @@ from pyspark.sql import functions as F
 
 from musicrec.config import ALSConfig
 from musicrec.evaluation import ranking
+from musicrec.lake import io
 from musicrec.model import layouts
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
 
@@ -69,7 +70,7 @@ def search(
     scored = []
     for trial in trials:
         cfg = replace(base, **trial)
-        trained = layouts.fit(spark, fit_df, cfg)
+        trained = layouts.fit(spark, fit_df, cfg, files=io.parquet_files(work / "fit"))
         ndcg = validation_ndcg(spark, trained, fit_df, val_df)
         scored.append({**trial, "ndcg@10": ndcg, "fit_seconds": round(trained.seconds, 2)})
         log.info("search %s", scored[-1])

@@ -92,7 +92,8 @@ def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[s
         checkpoint_dir(args.data_root, args.model_id), {}, cfg.checkpoint_interval
     )
     workers_s = grid.start_workers(spark) if cfg.layout != "mllib" else 0.0
-    trained = layouts.fit(spark, data, cfg, checkpoints)
+    files = io.split_files(args.interactions, args.as_of, c.SPLIT_TRAIN)
+    trained = layouts.fit(spark, data, cfg, checkpoints, files)
     metadata = {
         "model_id": args.model_id,
         "layout": trained.layout,
