@@ -211,7 +211,7 @@ def build(
     files whose rows are exactly ``ratings``, read by pyarrow instead of through Spark SQL."""
     sc = ratings.sparkSession.sparkContext
     if files is not None:
-        units = row_groups([str(f) for f in files])
+        units = row_groups(files)
         pieces = sc.parallelize(units, max(1, len(units))).mapPartitions(
             read_and_cut(keyings, alpha)
         )
