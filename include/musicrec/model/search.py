@@ -67,10 +67,11 @@ def search(
     val_part.write.parquet(str(work / "validation"))
     fit_df = spark.read.parquet(str(work / "fit")).cache()
     val_df = spark.read.parquet(str(work / "validation"))
+    fit_files = io.parquet_files(work / "fit")
     scored = []
     for trial in trials:
         cfg = replace(base, **trial)
-        trained = layouts.fit(spark, fit_df, cfg, files=io.parquet_files(work / "fit"))
+        trained = layouts.fit(spark, fit_df, cfg, files=fit_files)
         ndcg = validation_ndcg(spark, trained, fit_df, val_df)
         scored.append({**trial, "ndcg@10": ndcg, "fit_seconds": round(trained.seconds, 2)})
         log.info("search %s", scored[-1])
