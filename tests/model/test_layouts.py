@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 from implicit.cpu._als import least_squares, least_squares_cg
@@ -168,6 +169,16 @@ def test_blocks_read_from_the_files_equal_blocks_read_through_spark(spark, tiny,
     files = io.parquet_files(tmp_path / "r")
     assert len(files) == 3 and len(blocks.row_groups([str(f) for f in files])) > 3
     ratings = spark.read.parquet(str(tmp_path / "r"))
+    # The shape from the footers (row counts, statistics) is the one Spark aggregates; files
+    # without statistics fall back to the aggregation.
+    from_footers = grid.shape_of(ratings, [str(f) for f in files])
+    aggregated = grid.shape_of(ratings)
+    for field in ("n_users", "n_items", "pairs"):
+        assert getattr(from_footers, field) == getattr(aggregated, field)
+    assert grid.footer_shape([str(f) for f in files]) == from_footers
+    bare = tmp_path / "no-statistics.parquet"
+    pq.write_table(pq.read_table(files[0]), bare, write_statistics=False)
+    assert grid.footer_shape([str(bare)]) is None
     keyings = [blocks.Keying(by, by, 3, blocks.modulo(3)) for by in ("user", "item")]
     from_files = blocks.build(ratings, keyings, 5.0, [str(f) for f in files])
     through_spark = blocks.build(ratings, keyings, 5.0)

@@ -241,8 +241,9 @@ def build(
 
 
 def check_pairs(built: Built, expected: int) -> None:
-    """Every keying holds every rating once: a read of ``files`` that disagrees with the
-    ratings' own count is an error, never a silent loss."""
+    """Every keying holds every rating once (``expected``: the shape's count, from Spark or
+    from the files' footers): a build that lost or doubled rows is an error, never a silent
+    loss."""
     for name, n_pairs in built.pairs.items():
         if n_pairs != expected:
             raise ValueError(

@@ -171,7 +171,7 @@ def fit(
     """ALS on ``ratings``; ``files`` as for half gridify."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
-    shape = grid.shape_of(ratings)
+    shape = grid.shape_of(ratings, files)
     n = grid.default_blocks(spark, cfg)
     cells = Grid(spark, ratings, cfg, n, shape, files)  # built once, inside the timing
     built_s = time.monotonic() - started

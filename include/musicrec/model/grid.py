@@ -40,7 +40,19 @@ class Shape:
     fingerprint: str  # of the ratings: a checkpoint is only resumed on the same data
 
 
-def shape_of(ratings: DataFrame) -> Shape:
+def shape_of(ratings: DataFrame, files: list[str] | None = None) -> Shape:
+    """The ratings' shape, by one aggregation over them; with ``files`` (parquet files whose
+    rows are exactly the ratings) from the files' footers instead (``footer_shape``)."""
+    if files is not None:
+        shape = footer_shape(files)
+        if shape is not None:
+            counted = ratings.count()  # a parquet count reads the footers' row counts only
+            if counted != shape.pairs:
+                raise ValueError(
+                    f"the files given hold {shape.pairs:,} ratings where the ratings have "
+                    f"{counted:,}: the files given are not the ratings' rows"
+                )
+            return shape
     row = ratings.agg(
         F.max(USER_IDX).alias("u"),
         F.max(ITEM_IDX).alias("i"),
@@ -53,6 +65,36 @@ def shape_of(ratings: DataFrame) -> Shape:
     text = f"{row['u']}|{row['i']}|{row['n']}|{row['su']}|{row['si']}|{row['sr']:.9e}"
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     return Shape(int(row["u"]) + 1, int(row["i"]) + 1, int(row["n"]), digest)
+
+
+def footer_shape(files: list[str]) -> Shape | None:
+    """Shape from the parquet footers, no data read: row counts, and the id columns' max from
+    each row group's statistics (None if a row group has none). The fingerprint hashes the
+    files' names, sizes and every row group's statistics: a rewrite of the data (Spark writes
+    new part-file names) or any changed row group gives a new fingerprint."""
+    import pyarrow.parquet as pq
+
+    n_users = n_items = pairs = 0
+    digest = hashlib.sha256()
+    for path in files:
+        meta = pq.ParquetFile(path).metadata
+        names = [meta.schema.column(j).name for j in range(meta.num_columns)]
+        digest.update(f"{os.path.basename(path)}|{os.path.getsize(path)}".encode())
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if not group.num_rows:
+                continue
+            stats = {}
+            for column in (USER_IDX, ITEM_IDX, RATING):
+                st = group.column(names.index(column)).statistics
+                if st is None or not st.has_min_max or st.null_count:
+                    return None
+                stats[column] = (st.min, st.max)
+            pairs += group.num_rows
+            n_users = max(n_users, int(stats[USER_IDX][1]) + 1)
+            n_items = max(n_items, int(stats[ITEM_IDX][1]) + 1)
+            digest.update(f"|{group.num_rows}|{stats}".encode())
+    return Shape(n_users, n_items, pairs, digest.hexdigest()[:16])
 
 
 def initial_factors(shape: Shape, rank: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -135,7 +135,7 @@ def fit(
     if given, are those files, read by pyarrow to build the blocks)."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
-    shape = grid.shape_of(ratings)
+    shape = grid.shape_of(ratings, files)
     n_blocks = grid.default_blocks(spark, cfg)
     budget = check_budget(spark, shape, cfg, n_blocks)
     threads = grid.threads_per_task(spark)
