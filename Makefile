@@ -73,9 +73,11 @@ cluster-status: venv
 demo: dist
 	PYTHONPATH=scripts $(BIN)/python scripts/demo.py --data-root $(DATA)
 
-# Two workers, whole files each (module fixtures such as the cluster start once), longest
-# files first (tests/conftest.py): Spark and Airflow leave a core idle about 40% of the time.
-TEST_WORKERS ?= 2
+# Three workers on two cores, whole files each (module fixtures such as the cluster start
+# once), longest files first (tests/conftest.py): with two, the suite used about half the CPU
+# (JVM and Airflow start-ups, polling, sleeps while a killed process dies), so a third file
+# runs in that idle time.
+TEST_WORKERS ?= 3
 test: test-prereqs dist
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 

@@ -23,12 +23,15 @@ ROOT = Path(__file__).resolve().parents[1]
 FAULT_DAY = date(2026, 1, 1)
 
 
-# `make test` runs two pytest-xdist workers, one test file at a time each, in this order: the
+# `make test` runs three pytest-xdist workers, one test file at a time each, in this order: the
 # longest files first, so they run side by side instead of one after the other at the end.
-LONGEST_FIRST = ("test_dag.py", "test_cluster.py", "test_dag_failures.py", "test_model_jobs.py")
+LONGEST_FIRST = ("test_dag.py", "test_cluster.py", "test_dag_failures.py", "test_model_steps.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    missing = [n for n in LONGEST_FIRST if not any((ROOT / "tests").rglob(n))]
+    if missing:  # a renamed file would silently lose its place at the front
+        raise pytest.UsageError(f"LONGEST_FIRST names files that do not exist: {missing}")
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(LONGEST_FIRST)))
 

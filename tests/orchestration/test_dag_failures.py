@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -173,18 +174,18 @@ def test_killed_driver_is_retried_and_output_matches_a_clean_run(spark, tmp_path
     from musicrec.runtime import submit
 
     day = date(2026, 4, 1)
-    roots = {}
-    for name in ("killed", "clean"):  # same seed: the same bytes in both landing folders
-        roots[name] = tmp_path / name / "data"
-        generate(
-            roots[name] / c.LANDING_EVENTS,
-            day,
-            1,
-            150_000,
-            WorldSpec(users=2000, artists=400, seed=3),
-            FaultRates.testing(),
-            processes=1,
-        )
+    roots = {name: tmp_path / name / "data" for name in ("killed", "clean")}
+    generate(
+        roots["clean"] / c.LANDING_EVENTS,
+        day,
+        1,
+        150_000,
+        WorldSpec(users=2000, artists=400, seed=3),
+        FaultRates.testing(),
+        processes=1,
+    )
+    # The same bytes in both landing folders.
+    shutil.copytree(roots["clean"] / c.LANDING_EVENTS, roots["killed"] / c.LANDING_EVENTS)
     interval = ["--start", day.isoformat(), "--end", "2026-04-02"]
     clean = subprocess.run(
         submit.command("ingest", ["--data-root", str(roots["clean"]), *interval]),
