@@ -73,11 +73,10 @@ cluster-status: venv
 demo: dist
 	PYTHONPATH=scripts $(BIN)/python scripts/demo.py --data-root $(DATA)
 
-# Three workers on two cores, whole files each (module fixtures such as the cluster start
-# once), longest files first (tests/conftest.py): with two, the suite used about half the CPU
-# (JVM and Airflow start-ups, polling, sleeps while a killed process dies), so a third file
-# runs in that idle time.
-TEST_WORKERS ?= 3
+# Two workers, whole files each (module fixtures such as the cluster start once), longest
+# files first (tests/conftest.py). Three were tried on two cores: the same wall time (31 min
+# 35 s against 31 min 55 s), each slow test about 1.5x longer.
+TEST_WORKERS ?= 2
 test: test-prereqs dist
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FAULT_DAY = date(2026, 1, 1)
 
 
-# `make test` runs three pytest-xdist workers, one test file at a time each, in this order: the
+# `make test` runs two pytest-xdist workers, one test file at a time each, in this order: the
 # longest files first, so they run side by side instead of one after the other at the end.
 LONGEST_FIRST = ("test_dag.py", "test_cluster.py", "test_dag_failures.py", "test_model_steps.py")
 
