@@ -289,13 +289,6 @@ def split_files(table: Path, as_of: str, split: str) -> list[Path]:
     return parquet_files(table / f"as_of={as_of}" / f"split={split}")
 
 
-def parquet_rows(files: list[Path]) -> int:
-    """Rows of parquet files, from their footers (no data read)."""
-    import pyarrow.parquet as pq
-
-    return sum(pq.read_metadata(f).num_rows for f in files)
-
-
 def parquet_files(folder: Path) -> list[Path]:
     """The data files of a folder Spark (or pyarrow) wrote: part files, no markers or CRCs."""
     return sorted(folder.glob("part-*.parquet"))

@@ -46,7 +46,7 @@ def shape_of(ratings: DataFrame, files: list[str] | None = None) -> Shape:
     if files is not None:
         shape = footer_shape(files)
         if shape is not None:
-            counted = ratings.count()  # a parquet count reads the footers' row counts only
+            counted = ratings.count()  # cheap: a parquet count reads footers, or a cache
             if counted != shape.pairs:
                 raise ValueError(
                     f"the files given hold {shape.pairs:,} ratings where the ratings have "
