@@ -104,6 +104,11 @@ def test_grid_layouts_match_a_single_process_solution(spark, tiny, module, solve
     assert np.abs(fitted.items - want_items).max() <= 1e-3 * np.abs(want_items).max()
     same = (top10(fitted.users[rated], fitted.items) == top10(want_users[rated], want_items)).all(1)
     assert same.mean() >= 0.98
+    if module is half_gridify:  # where the fit's time went, from the tasks and the driver
+        d = fitted.details
+        assert 0 < d["kernel_seconds"] <= d["kernel_task_seconds"]
+        assert d["kernel_seconds"] < d["alternate_seconds"] < fitted.seconds
+        assert d["build_seconds"] + d["alternate_seconds"] <= fitted.seconds
 
 
 def test_full_gridify_cell_sums_equal_a_dense_computation():

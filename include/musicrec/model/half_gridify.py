@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -38,7 +39,9 @@ def solve_blocks(
 ):
     """The task: each block's rows solved against the other side's factors (broadcast)."""
 
-    def run(partition: Iterator[tuple[int, blocks.Block]]) -> Iterator[tuple[int, np.ndarray]]:
+    def run(
+        partition: Iterator[tuple[int, blocks.Block]],
+    ) -> Iterator[tuple[int, np.ndarray, float]]:
         from implicit.cpu._als import least_squares, least_squares_cg
         from threadpoolctl import threadpool_limits
 
@@ -46,15 +49,33 @@ def solve_blocks(
             for key, block in partition:
                 factors = np.array(own[key].value, dtype=np.float32, order="C")  # writable
                 confidence = block.csr(n_other)
+                solving = time.perf_counter()
                 if solver == "cg":
                     least_squares_cg(
                         confidence, factors, other.value, reg, num_threads=threads, cg_steps=cg
                     )
                 else:
                     least_squares(confidence, factors, other.value, reg, num_threads=threads)
-                yield key, factors
+                yield key, factors, time.perf_counter() - solving
 
     return run
+
+
+@dataclass
+class Kernel:
+    """Time inside the kernel, from the tasks: per half-iteration, its longest task's and
+    the sum over its tasks. With one block per task slot (the default) the longest tasks'
+    sum is the kernel's share of the fit; the rest of a half-iteration is Spark's (task
+    launch, broadcasts, result transfer) and the driver's."""
+
+    longest: list[float] = field(default_factory=list)
+    total: list[float] = field(default_factory=list)
+
+    def report(self) -> dict[str, float]:
+        return {
+            "kernel_seconds": round(sum(self.longest), 2),
+            "kernel_task_seconds": round(sum(self.total), 2),
+        }
 
 
 def half_step(
@@ -65,8 +86,10 @@ def half_step(
     other: np.ndarray,
     cfg: ALSConfig,
     threads: int,
+    kernel: Kernel | None = None,
 ) -> None:
-    """Solve one side (``own``, updated in place) given the other."""
+    """Solve one side (``own``, updated in place) given the other; the tasks' kernel
+    times go to ``kernel``."""
     sc = spark.sparkContext
     other_bc = sc.broadcast(other)
     own_bc = {key: sc.broadcast(own[ids]) for key, ids in rows.items()}
@@ -74,8 +97,13 @@ def half_step(
         other_bc, own_bc, other.shape[0], cfg.regularization, cfg.solver, threads, cfg.cg_steps
     )
     try:
-        for key, solved in side.mapPartitions(task, preservesPartitioning=True).collect():
+        seconds = []
+        for key, solved, solve_s in side.mapPartitions(task, preservesPartitioning=True).collect():
             own[rows[key]] = solved
+            seconds.append(solve_s)
+        if kernel is not None:
+            kernel.longest.append(max(seconds, default=0.0))
+            kernel.total.append(sum(seconds))
     finally:
         for bc in (other_bc, *own_bc.values()):
             bc.destroy()
@@ -148,11 +176,14 @@ def fit(
     item_ids = np.sort(np.concatenate(list(rows["item"].values())))
     written_built = grid.shuffle_written(spark)
 
+    kernel = Kernel()
+
     def solver(side: str) -> Any:
         return lambda own, other: half_step(
-            spark, sides[side], rows[side], own, other, cfg, threads
+            spark, sides[side], rows[side], own, other, cfg, threads, kernel
         )
 
+    alternating = time.monotonic()
     done = grid.alternate(
         spark,
         LAYOUT,
@@ -164,6 +195,7 @@ def fit(
         checkpoints,
         initial,
     )
+    alternate_s = time.monotonic() - alternating
     for side in sides.values():
         side.unpersist()
     return grid.Fitted(
@@ -180,6 +212,8 @@ def fit(
             "threads_per_task": threads,
             "resumed_from_iteration": done.resumed_from,
             "build_seconds": round(built_s, 2),
+            "alternate_seconds": round(alternate_s, 2),
+            **kernel.report(),
             "shuffle_write_mb_build": grid.mib(written_built - written_before),
             "shuffle_write_mb_per_iter": done.shuffle_mb_per_iter,
             **budget,
