@@ -108,7 +108,7 @@ def test_grid_layouts_match_a_single_process_solution(spark, tiny, module, solve
         d = fitted.details
         assert 0 < d["kernel_seconds"] <= d["kernel_task_seconds"]
         assert d["kernel_seconds"] < d["alternate_seconds"] < fitted.seconds
-        assert d["build_seconds"] + d["alternate_seconds"] <= fitted.seconds
+        assert d["build_seconds"] + d["alternate_seconds"] <= fitted.seconds + 0.01  # rounding
 
 
 def test_full_gridify_cell_sums_equal_a_dense_computation():
