@@ -192,3 +192,22 @@ def test_blocks_read_from_the_files_equal_blocks_read_through_spark(spark, tiny,
     cfg = ALSConfig(layout="half-gridify", rank=4, max_iter=1)
     with pytest.raises(ValueError, match="the files given are not the ratings' rows"):
         half_gridify.fit(spark, ratings, cfg, files=[str(f) for f in files[:2]])
+
+
+def test_blocks_are_csr_sorted_by_row_then_column_and_refuse_duplicate_pairs():
+    rng = np.random.default_rng(4)
+    pairs = rng.choice(500 * 300, size=20_000, replace=False)  # unique (row, column) pairs
+    rows, cols = (pairs // 300 * 3).astype(np.int32), (pairs % 300).astype(np.int32)
+    conf = rng.uniform(1, 20, pairs.size).astype(np.float32)
+    block = blocks.to_block(rows, cols, conf)
+    order = np.lexsort((cols, rows))
+    want_ids, counts = np.unique(rows, return_counts=True)
+    np.testing.assert_array_equal(block.rows, want_ids)
+    np.testing.assert_array_equal(block.indptr, np.concatenate([[0], np.cumsum(counts)]))
+    np.testing.assert_array_equal(block.indices, cols[order])
+    np.testing.assert_array_equal(block.data, conf[order])
+    assert [a.dtype for a in block] == [np.int32, np.int32, np.int32, np.float32]
+    empty = blocks.to_block(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float32))
+    assert empty.nnz == 0 and empty.rows.size == 0 and list(empty.indptr) == [0]
+    with pytest.raises(ValueError, match="1 duplicate"):
+        blocks.to_block(rows[[0, 0, 1]], cols[[0, 0, 1]], conf[:3])
