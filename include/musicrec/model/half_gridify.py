@@ -86,7 +86,7 @@ def half_step(
     other: np.ndarray,
     cfg: ALSConfig,
     threads: int,
-    kernel: Kernel | None = None,
+    kernel: Kernel,
 ) -> None:
     """Solve one side (``own``, updated in place) given the other; the tasks' kernel
     times go to ``kernel``."""
@@ -101,9 +101,8 @@ def half_step(
         for key, solved, solve_s in side.mapPartitions(task, preservesPartitioning=True).collect():
             own[rows[key]] = solved
             seconds.append(solve_s)
-        if kernel is not None:
-            kernel.longest.append(max(seconds, default=0.0))
-            kernel.total.append(sum(seconds))
+        kernel.longest.append(max(seconds, default=0.0))
+        kernel.total.append(sum(seconds))
     finally:
         for bc in (other_bc, *own_bc.values()):
             bc.destroy()
