@@ -43,17 +43,45 @@ def member(values: np.ndarray, of: np.ndarray) -> np.ndarray:
 def metrics_from_hits(hit: np.ndarray, n_relevant: int, k: int) -> dict[str, float]:
     """Metrics at k from ``hit`` (is the i-th ranked item relevant?), ``n_relevant`` > 0: one
     membership test of the longest list serves every k."""
-    hit = hit[:k]
-    hits = int(hit.sum())
-    precision_at_i = np.cumsum(hit) / np.arange(1, hit.size + 1)
-    ideal = min(k, n_relevant)
+    many = metrics_at(hit[None, :k], np.array([n_relevant]), k)
+    return {name: float(values[0]) for name, values in many.items()}
+
+
+def metrics_at(hits: np.ndarray, n_relevant: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """``metrics_from_hits`` for many lists at once: ``hits`` (lists x positions, False past a
+    list's end), ``n_relevant`` > 0 for each list."""
+    hits = hits[:, :k]
+    width = hits.shape[1]
+    found = hits.sum(axis=1)
+    precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, width + 1)
+    ideal = np.minimum(k, n_relevant)
     disc = _discounts(k)
+    ideal_dcg = np.cumsum(disc)[ideal - 1]
     return {
-        "precision": hits / k,
-        "recall": hits / n_relevant,
-        "map": float((precision_at_i * hit).sum() / ideal),
-        "ndcg": float((disc[: hit.size] * hit).sum() / disc[:ideal].sum()),
+        "precision": found / k,
+        "recall": found / n_relevant,
+        "map": (precision_at_i * hits).sum(axis=1) / ideal,
+        "ndcg": (disc[:width] * hits).sum(axis=1) / ideal_dcg,
     }
+
+
+def hits_of(lists: list[np.ndarray], relevant: list[np.ndarray], width: int) -> np.ndarray:
+    """(lists x width) bool: is the i-th item of ``lists[j]`` in ``relevant[j]``? One
+    ``np.isin`` for all of them, over (list, item) keys."""
+    out = np.zeros((len(lists), width), dtype=bool)
+    if not lists:
+        return out
+    lengths = np.fromiter((x.size for x in lists), dtype=np.int64, count=len(lists))
+    rel_lengths = np.fromiter((x.size for x in relevant), dtype=np.int64, count=len(relevant))
+    ranked = np.concatenate([*lists, np.empty(0, np.int64)]).astype(np.int64)
+    wanted = np.concatenate([*relevant, np.empty(0, np.int64)]).astype(np.int64)
+    span = int(max(ranked.max(initial=0), wanted.max(initial=0))) + 1
+    which = np.repeat(np.arange(len(lists)), lengths)
+    keys = which * span + ranked
+    rel_keys = np.repeat(np.arange(len(relevant)), rel_lengths) * span + wanted
+    position = np.arange(ranked.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out[which, position] = np.isin(keys, rel_keys)
+    return out
 
 
 def _best_from(scores: np.ndarray, threshold: float, k: int) -> np.ndarray:
@@ -63,14 +91,21 @@ def _best_from(scores: np.ndarray, threshold: float, k: int) -> np.ndarray:
     return candidates[order][:k]
 
 
-def top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k best finite scores, best first, ties by lower index."""
-    finite = np.isfinite(scores)
-    n = int(np.count_nonzero(finite))
+def top_k(scores: np.ndarray, k: int, n_finite: int | None = None) -> np.ndarray:
+    """Indices of the k best finite scores, best first, ties by lower index.
+
+    ``n_finite``: the caller knows how many scores are finite and that all others are -inf
+    (``scoring.ItemSide``), which spares a pass over the scores to find them.
+    """
+    if n_finite is None:
+        finite = np.isfinite(scores)
+        n = int(np.count_nonzero(finite))
+        masked = scores if n == scores.size else np.where(finite, scores, -np.inf)
+    else:
+        n, masked = n_finite, scores
     if n == 0 or k <= 0:
         return np.empty(0, dtype=np.int64)
     k = min(k, n)
-    masked = scores if n == scores.size else np.where(finite, scores, -np.inf)
     return _best_from(masked, np.partition(masked, -k)[-k], k)
 
 
@@ -86,10 +121,14 @@ class Ranking:
 
     COUNT_BELOW = 16  # up to this many items, rank by counting; above, by one sort
 
-    def __init__(self, scores: np.ndarray) -> None:
-        finite = np.isfinite(scores)
-        self.n = int(np.count_nonzero(finite))
-        self.scores = scores if self.n == scores.size else np.where(finite, scores, -np.inf)
+    def __init__(self, scores: np.ndarray, n_finite: int | None = None) -> None:
+        """``n_finite`` as in ``top_k``: how many scores are finite, all others being -inf."""
+        if n_finite is None:
+            finite = np.isfinite(scores)
+            self.n = int(np.count_nonzero(finite))
+            self.scores = scores if self.n == scores.size else np.where(finite, scores, -np.inf)
+        else:
+            self.n, self.scores = n_finite, scores
         self._best = np.empty(0, dtype=np.int64)  # the longest prefix of the order found
         self._ascending: np.ndarray | None = None
         self._ahead: dict[int, int] = {}  # item -> items ahead of it, for both subsets

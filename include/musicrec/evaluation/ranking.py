@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from musicrec.evaluation import metrics
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
-from musicrec.model.scoring import block_scores, score_blocks, spread
+from musicrec.model.scoring import ItemSide, spread
 
 SUBSETS = ("all", "new")
 
@@ -42,20 +42,81 @@ def evaluate(
     if unknown:
         raise ValueError(f"unknown evaluation subsets {sorted(unknown)}; expected {SUBSETS}")
     bc_items, bc_known = spark.sparkContext.broadcast(items), spark.sparkContext.broadcast(known)
-    kmax = max(ks)
-    names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
 
-    def subset_rows(rec: Any, ranking: metrics.Ranking, n_items: int) -> Iterator[dict[str, Any]]:
-        relevant = np.asarray(rec.relevant, dtype=np.int64)
-        weights = np.asarray(rec.weights, dtype=np.float64)
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        return score_partition(batches, bc_items.value, bc_known.value, subsets, ks)
+
+    names = [f"{m}@{k}" for k in ks for m in metrics.NAMES]
+    schema = (
+        f"{USER_IDX} int, subset string, n_relevant int, "
+        + ", ".join(f"`{n}` double" for n in names)
+        + ", epr_num double, epr_den double, top array<int>"
+    )
+    return spread(spark, users).mapInPandas(run, schema)
+
+
+def score_partition(
+    batches: Iterator[pd.DataFrame],
+    items: np.ndarray,
+    known: np.ndarray,
+    subsets: tuple[str, ...] = SUBSETS,
+    ks: tuple[int, ...] = metrics.KS,
+) -> Iterator[pd.DataFrame]:
+    """``evaluate``'s work on one partition's batches of users, in numpy: per block of users
+    one product with the items (``scoring.ItemSide``), per user one partial sort serving both
+    subsets, and the metrics of the whole block from one (lists x positions) hit matrix."""
+    side = ItemSide(items, known)
+    shared: dict[bytes, metrics.Ranking] = {}  # a vector every user of a block has, kept on
+    for pdf in batches:
+        for block in side.blocks(pdf):
+            frame = _block_metrics(block, side, subsets, ks, shared)
+            if frame is not None:
+                yield frame
+
+
+def _block_metrics(
+    block: pd.DataFrame,
+    side: ItemSide,
+    subsets: tuple[str, ...],
+    ks: tuple[int, ...],
+    shared: dict[bytes, metrics.Ranking],
+) -> pd.DataFrame | None:
+    """One block's rows. ``shared``: when every user of a block has one vector (the
+    popularity baseline), its ranking is kept for the next blocks: one sort per partition,
+    and its percentile ranks cached per item for all of them."""
+    kmax = max(ks)
+    users = side.vectors(block)
+    rankings: dict[int, metrics.Ranking] = {}
+    if len(users) and (users == users[0]).all():
+        key = users[0].tobytes()
+        if key not in shared:
+            shared.clear()
+            scores, _, finite = side.scores(users[:1])
+            shared[key] = metrics.Ranking(scores[0], n_finite=int(finite[0]))
+        inverse = np.zeros(len(users), dtype=np.int64)
+        rankings[0] = shared[key]
+    else:
+        scores, inverse, finite = side.scores(users)
+    out: dict[str, list] = {USER_IDX: [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
+    relevant_lists: list[np.ndarray] = []
+    columns = zip(
+        block[USER_IDX].tolist(), block["relevant"], block["weights"], block["seen"], strict=True
+    )
+    for row, (user, relevant, weights, seen) in enumerate(columns):
+        # Equal user vectors (the popularity baseline) share one scoring and sort.
+        at = int(inverse[row])
+        if at not in rankings:
+            rankings[at] = metrics.Ranking(scores[at], n_finite=int(finite[at]))
+        ranking = rankings[at]
+        relevant = np.asarray(relevant, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
         # Cold items (held out, unknown to the model: not in its training catalogue, or cut by
         # minimum support) cannot be ranked by it: they leave the relevant set and are
         # reported apart (``cold_items``); a user with only cold items has no row.
-        known_mask = bc_known.value
-        keep = relevant < n_items
-        keep[keep] = known_mask[relevant[keep]]
+        keep = relevant < side.n
+        keep[keep] = side.known[relevant[keep]]
         relevant, weights = relevant[keep], weights[keep]
-        seen = np.asarray(rec.seen if rec.seen is not None else [], dtype=np.int64)
+        seen = np.asarray(seen if seen is not None else [], dtype=np.int64)
         ranking.prefix(kmax + seen.size)  # the deepest question first: one partial sort
         for subset in subsets:
             exclude = seen if subset == "new" else None
@@ -65,43 +126,28 @@ def evaluate(
                 rel, w = rel[fresh], w[fresh]
             if rel.size == 0:
                 continue
-            ranked = ranking.top(kmax, exclude)
-            out: dict[str, Any] = {
-                USER_IDX: int(getattr(rec, USER_IDX)),
-                "subset": subset,
-                "n_relevant": int(rel.size),
-            }
-            hit = metrics.member(ranked, rel)
-            for k in ks:
-                for name, value in metrics.metrics_from_hits(hit, rel.size, k).items():
-                    out[f"{name}@{k}"] = value
             pr = ranking.percentile_ranks(rel, exclude)
-            out["epr_num"] = float((pr * w).sum())
-            out["epr_den"] = float(w.sum())
-            out["top"] = ranked.astype(np.int32).tolist()
-            yield out
-
-    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        for pdf in batches:
-            for block in score_blocks(pdf, bc_items.value.shape[0]):
-                scores = block_scores(block, bc_items.value, bc_known.value, exclude_seen=False)
-                rows: list[dict[str, Any]] = []
-                last: Any = None
-                ranking: metrics.Ranking | None = None
-                for row, rec in enumerate(block.itertuples(index=False)):
-                    # Equal user vectors (the popularity baseline) share one sort.
-                    if ranking is None or not np.array_equal(rec.features, last):
-                        ranking, last = metrics.Ranking(scores[row]), rec.features
-                    rows.extend(subset_rows(rec, ranking, scores.shape[1]))
-                if rows:
-                    yield pd.DataFrame(rows)
-
-    schema = (
-        f"{USER_IDX} int, subset string, n_relevant int, "
-        + ", ".join(f"`{n}` double" for n in names)
-        + ", epr_num double, epr_den double, top array<int>"
-    )
-    return spread(spark, users).mapInPandas(run, schema)
+            out[USER_IDX].append(user)
+            out["subset"].append(subset)
+            out["epr_num"].append(float((pr * w).sum()))
+            out["epr_den"].append(float(w.sum()))
+            out["top"].append(ranking.top(kmax, exclude))
+            relevant_lists.append(rel)
+    if not relevant_lists:
+        return None
+    n_relevant = np.fromiter((r.size for r in relevant_lists), np.int64, len(relevant_lists))
+    hits = metrics.hits_of(out["top"], relevant_lists, kmax)
+    frame: dict[str, Any] = {
+        USER_IDX: np.asarray(out[USER_IDX], dtype=np.int32),
+        "subset": out["subset"],
+        "n_relevant": n_relevant.astype(np.int32),
+    }
+    for k in ks:
+        for name, values in metrics.metrics_at(hits, n_relevant, k).items():
+            frame[f"{name}@{k}"] = values
+    frame["epr_num"], frame["epr_den"] = out["epr_num"], out["epr_den"]
+    frame["top"] = [t.astype(np.int32) for t in out["top"]]
+    return pd.DataFrame(frame)
 
 
 def summarize_subsets(

@@ -1,0 +1,114 @@
+"""The block kernels evaluation and publish share (``model.scoring.ItemSide``), against
+brute force: per-item products, unknown items, equal and non-finite user vectors, blocks
+smaller than a partition, and the (lists x positions) metrics against the per-list ones."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from musicrec.evaluation import metrics, ranking
+from musicrec.model import scoring
+
+pytestmark = pytest.mark.unit
+
+
+def brute_force_order(scores: np.ndarray) -> list[int]:
+    return sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: (-scores[i], i))
+
+
+def test_item_side_scores_distinct_vectors_once_and_masks_unknown_and_non_finite_users():
+    rng = np.random.default_rng(5)
+    items = rng.standard_normal((50, 4)).astype(np.float32)
+    known = rng.random(50) > 0.2
+    side = scoring.ItemSide(items, known)
+    users = rng.standard_normal((6, 4)).astype(np.float32)
+    users[3] = users[0]
+    users[4] = np.nan  # a broken vector ranks nothing
+    users[5, 0] = 3e38  # finite, but its products could overflow float32
+    scores, inverse, finite = side.scores(users)
+    assert len(scores) == 5 and inverse[3] == inverse[0]
+    for u in range(6):
+        got = scores[inverse[u]]
+        if u in (4, 5):
+            assert np.isneginf(got).all() and finite[inverse[u]] == 0
+            continue
+        expected = items @ users[u]
+        np.testing.assert_allclose(got[known], expected[known], rtol=1e-5)
+        assert np.isneginf(got[~known]).all() and finite[inverse[u]] == known.sum()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_hit_matrix_metrics_equal_the_per_list_metrics(seed):
+    rng = np.random.default_rng(seed)
+    lists, relevant = [], []
+    for _ in range(40):
+        lists.append(rng.choice(200, size=int(rng.integers(0, 30)), replace=False))
+        relevant.append(rng.choice(200, size=int(rng.integers(1, 25)), replace=False))
+    hits = metrics.hits_of(lists, relevant, 30)
+    n_relevant = np.array([r.size for r in relevant])
+    for k in (1, 5, 30):
+        many = metrics.metrics_at(hits, n_relevant, k)
+        for j, (ranked, rel) in enumerate(zip(lists, relevant, strict=True)):
+            one = metrics.user_metrics(ranked, rel, k)
+            for name, value in one.items():
+                assert many[name][j] == pytest.approx(value), (name, j, k)
+
+
+def test_partition_in_small_blocks_equals_one_block_and_brute_force(monkeypatch):
+    """Blocks of 7 users (a popularity-like shared vector carried across blocks, and model
+    vectors) give the rows one block does, and the top lists brute force gives."""
+    rng = np.random.default_rng(9)
+    n_users, n_items = 40, 60
+    items = rng.integers(0, 6, (n_items, 2)).astype(np.float32)  # ties everywhere
+    known = rng.random(n_items) > 0.1
+    # Small integers: every product is exact in float32 whatever the BLAS's summation order.
+    vectors = [rng.integers(-3, 4, 2).astype(np.float32) for _ in range(n_users)]
+    for u in range(0, 20):
+        vectors[u] = np.ones(2, np.float32)  # the first 20 users share one vector
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.arange(n_users, dtype=np.int32),
+            "features": vectors,
+            "seen": [rng.choice(n_items, 5, replace=False).tolist() for _ in range(n_users)],
+            "relevant": [rng.choice(n_items, 3, replace=False).tolist() for _ in range(n_users)],
+            "weights": [[1.0, 2.0, 3.0]] * n_users,
+        }
+    )
+    whole = pd.concat(list(ranking.score_partition(iter([frame]), items, known)))
+    monkeypatch.setattr(scoring, "BLOCK_CELLS", 7 * n_items)
+    small = pd.concat(list(ranking.score_partition(iter([frame]), items, known)))
+    assert len(small) == len(whole) > n_users
+    for (_, a), (_, b) in zip(whole.iterrows(), small.iterrows(), strict=True):
+        assert a["top"].tolist() == b["top"].tolist()
+        assert a.drop("top").to_dict() == b.drop("top").to_dict()
+    for _, row in whole.iterrows():
+        u = int(row["user_idx"])
+        scores = items @ vectors[u]
+        scores[~known] = -np.inf
+        if row["subset"] == "new":
+            scores[frame["seen"][u]] = -np.inf
+        assert row["top"].tolist() == brute_force_order(scores)[:50]
+
+
+def test_recommend_partition_excludes_seen_items_and_ranks_like_brute_force(monkeypatch):
+    rng = np.random.default_rng(2)
+    items = rng.standard_normal((30, 3)).astype(np.float32)
+    known = rng.random(30) > 0.2
+    seen = [rng.choice(30, 4, replace=False).tolist() for _ in range(9)] + [None]
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.arange(10, dtype=np.int32),
+            "features": list(rng.standard_normal((10, 3)).astype(np.float32)),
+            "seen": seen,
+        }
+    )
+    monkeypatch.setattr(scoring, "BLOCK_CELLS", 4 * 30)
+    out = pd.concat(list(scoring.recommend_partition(iter([frame]), items, known, k=8)))
+    for u in range(10):
+        scores = items @ frame["features"][u]
+        scores[~known] = -np.inf
+        scores[seen[u] or []] = -np.inf
+        got = out[out["user_idx"] == u].sort_values("rank")
+        assert got["item_idx"].tolist() == brute_force_order(scores)[:8]
+        assert got["rank"].tolist() == list(range(1, len(got) + 1))
