@@ -7,11 +7,12 @@ date (what each user already streamed), the id dictionaries and the accepted eve
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from musicrec import constants as c
-from musicrec.model import scoring
+from musicrec.model import factors, scoring
 from musicrec.model.prepare import ITEM_ID, ITEM_IDX, USER_IDX
 
 
@@ -79,10 +80,11 @@ def related_items(
     """(item_id, rank, related_item_id, similarity, related_item_name): the ``top_n`` nearest
     items by cosine similarity of item factors, the item itself excluded."""
     unit = unit_rows(items)
-    item_rows = spark.createDataFrame(
-        [(int(i), unit[i].tolist(), [int(i)]) for i in np.nonzero(known)[0]],
-        f"{USER_IDX} int, features array<float>, seen array<int>",
-    )
+    ids = np.flatnonzero(known).astype(np.int32)
+    # Built as Arrow, not Python tuples: 160k rows of 32 floats at the large size.
+    rows = factors.factor_table(ids, unit).rename_columns([USER_IDX, "features"])
+    own = pa.ListArray.from_arrays(pa.array(np.arange(ids.size + 1, dtype=np.int32)), ids)
+    item_rows = spark.createDataFrame(rows.append_column("seen", own))
     related = scoring.recommend(spark, item_rows, unit, known, top_n, exclude_seen=True)
     lookup = item_table.select(ITEM_IDX, ITEM_ID, "item_name")
     return (
