@@ -66,7 +66,7 @@ def score_partition(
     one product with the items (``scoring.ItemSide``), per user one partial sort serving both
     subsets, and the metrics of the whole block from one (lists x positions) hit matrix."""
     side = ItemSide(items, known)
-    shared: dict[bytes, metrics.Ranking] = {}  # a vector every user of a block has, kept on
+    shared: dict[bytes, metrics.Ranking] = {}  # one vector all of a block has, across blocks
     for pdf in batches:
         for block in side.blocks(pdf):
             frame = _block_metrics(block, side, subsets, ks, shared)
