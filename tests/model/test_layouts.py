@@ -3,6 +3,9 @@ test mixin), and each grid layout against a single-process solution."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from urllib.parse import urlparse
+
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -96,7 +99,8 @@ def top10(users: np.ndarray, items: np.ndarray) -> np.ndarray:
 def test_grid_layouts_match_a_single_process_solution(spark, tiny, module, solver, kernel):
     frame, train = tiny
     cfg = ALSConfig(layout=module.LAYOUT, rank=8, reg_param=1.0, alpha=5, max_iter=5, solver=solver)
-    fitted = module.fit(spark, frame, cfg)
+    fitted = module.fit(spark, frame, cfg)  # a frame: written out, read back, removed
+    assert not list(Path(urlparse(spark.sparkContext.getCheckpointDir()).path).glob("grid-*"))
     want_users, want_items = reference(train, cfg, kernel)
     rated = np.unique(train["user_idx"])
     scale = np.abs(want_users[rated]).max()
@@ -158,40 +162,42 @@ def test_a_resumed_fit_ends_where_an_uninterrupted_one_does(spark, tiny, tmp_pat
     assert grid.Checkpoints(tmp_path / "run", saved.key, 2).load() is not None
 
 
-def blocks_of(built: blocks.Built) -> dict[str, dict[int, tuple]]:
-    return {
-        name: {key: tuple(a.tolist() for a in block) for key, block in rdd.collect()}
-        for name, rdd in built.rdds.items()
-    }
-
-
-def test_blocks_read_from_the_files_equal_blocks_read_through_spark(spark, tiny, tmp_path):
-    """The train step's path (pyarrow reads the split's parquet files, one task per row
-    group) and the DataFrame path build the same blocks; files that are not the ratings'
-    rows are refused, not trained on."""
+def test_blocks_hold_their_keys_ratings_read_from_the_files(spark, tiny, tmp_path):
+    """Each block's task reads every file and row group of the split and keeps its own key's
+    ratings, as confidences; files that are not the ratings' rows are refused, not trained on."""
     frame, train = tiny
     frame.repartition(3).write.option("parquet.block.size", 64 * 1024).parquet(str(tmp_path / "r"))
-    files = io.parquet_files(tmp_path / "r")
-    assert len(files) == 3 and len(blocks.row_groups([str(f) for f in files])) > 3
+    files = [str(f) for f in io.parquet_files(tmp_path / "r")]
+    assert len(files) == 3 and sum(pq.ParquetFile(f).num_row_groups for f in files) > 3
     ratings = spark.read.parquet(str(tmp_path / "r"))
     # The shape from the footers (row counts, statistics) is the one Spark aggregates; files
     # without statistics fall back to the aggregation.
-    from_footers = grid.shape_of(ratings, [str(f) for f in files])
+    from_footers = grid.shape_of(ratings, files)
     aggregated = grid.shape_of(ratings)
     for field in ("n_users", "n_items", "pairs"):
         assert getattr(from_footers, field) == getattr(aggregated, field)
-    assert grid.footer_shape([str(f) for f in files]) == from_footers
+    assert grid.footer_shape(files) == from_footers
     bare = tmp_path / "no-statistics.parquet"
     pq.write_table(pq.read_table(files[0]), bare, write_statistics=False)
     assert grid.footer_shape([str(bare)]) is None
     keyings = [blocks.Keying(by, by, 3, blocks.modulo(3)) for by in ("user", "item")]
-    from_files = blocks.build(ratings, keyings, 5.0, [str(f) for f in files])
-    through_spark = blocks.build(ratings, keyings, 5.0)
-    assert from_files.pairs == through_spark.pairs == {"user": len(train), "item": len(train)}
-    assert blocks_of(from_files) == blocks_of(through_spark)
+    built = blocks.build(spark.sparkContext, files, keyings, 5.0)
+    assert built.pairs == {"user": len(train), "item": len(train)}
+    users, items = train["user_idx"].to_numpy(), train["item_idx"].to_numpy()
+    conf = (1 + 5.0 * train["rating"].to_numpy(np.float64)).astype(np.float32)
+    for by, (rows, cols) in {"user": (users, items), "item": (items, users)}.items():
+        got = dict(built.rdds[by].collect())
+        assert sorted(got) == [0, 1, 2]
+        for key, block in got.items():
+            mine = rows % 3 == key
+            want = sp.csr_matrix((conf[mine], (rows[mine], cols[mine])))[np.unique(rows[mine])]
+            np.testing.assert_array_equal(block.rows, np.unique(rows[mine]))
+            np.testing.assert_array_equal(built.rows[by][key], block.rows)
+            assert (block.csr(want.shape[1]) != want).nnz == 0
+        built.rdds[by].unpersist()
     cfg = ALSConfig(layout="half-gridify", rank=4, max_iter=1)
     with pytest.raises(ValueError, match="the files given are not the ratings' rows"):
-        half_gridify.fit(spark, ratings, cfg, files=[str(f) for f in files[:2]])
+        half_gridify.fit(spark, ratings, cfg, files=files[:2])
 
 
 def test_blocks_are_csr_sorted_by_row_then_column_and_refuse_duplicate_pairs():

@@ -1,43 +1,43 @@
 """Ratings as cached CSR blocks, the data layout of the talk's grid ALS (Johnson, 2014).
 
-A side (users or items) is cut into blocks by id modulo the block count; a block holds the
-confidences of its rows as a CSR matrix. ``build`` reads the ratings once, in Arrow batches:
-every batch is cut into pieces by block key (both sides, and any other keying, in the same
-pass); the pieces are moved with Spark's partitioner so that block k lands in partition k
-(an identity partitioner: one shuffle, of compact binary pieces), merged into CSR blocks
-there and cached. Iterations reuse the cached blocks and never shuffle the ratings again.
+A side (users or items) is cut into blocks by a key of each rating (half gridify: its row
+id modulo the block count; full gridify: its cell); a block holds the confidences of its
+rows as a CSR matrix. ``build`` runs one task per block: it reads the ratings' parquet files
+with pyarrow, keeps the ratings of its own key and builds the block, which Spark caches
+(partition k holds block k). Iterations reuse the cached blocks and never move the ratings.
+
+No shuffle: each block's task reads the whole split (three columns), so a side of n blocks
+reads it n times, spread over the cores: with a block per core, each core reads the split
+once per side whatever the cluster's size. The previous build shuffled the ratings (each row
+group cut into pieces per block, partitionBy, merge): at the large size (17M ratings) 9.7 s
+and 16.5 s of task time, most of it pickling pieces through Spark, against 2.7-3.5 s and
+5.4 s here (HISTORY). Executors must see the files (the lake is a shared file system; a lost
+block is rebuilt from them).
+
 Rows inside a block are in ascending id order and columns ascending within a row, so a
 block and everything computed from it are the same on every run and every recomputation.
-
 Confidence follows Hu et al. and prepare's convention: c = 1 + alpha * rating, stored as the
 CSR value (implicit's kernels read the stored value as c itself; no explicit zeros).
-
-When the ratings are the rows of known parquet files (the train step's split, the search's
-fit part), the read is pyarrow's, one task per row group, straight into the cut: Spark's row
-to Arrow conversion of a DataFrame costs about 1 s per 1.6M ratings on this machine and was
-most of the build (medium: 6.2 s of 8.1 s). Executors must see the files (the lake is a
-shared file system). Blocks are the same either way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
-import pyarrow as pa
-from pyspark import RDD, StorageLevel
-from pyspark.sql import DataFrame
+from pyspark import RDD, SparkContext, StorageLevel
 
 from musicrec.model.prepare import ITEM_IDX, RATING, USER_IDX
 
 COLUMNS = [USER_IDX, ITEM_IDX, RATING]
 
-# A lost executor's blocks are recomputed from the ratings (deterministic, SPARK-28927);
-# on disk too when memory is short, never dropped.
-STORAGE = StorageLevel.MEMORY_AND_DISK
-PIECES_SCHEMA = "layout string, key int, payload binary"
+# Every half-iteration reads each block from Spark's cache into its Python task: kept as the
+# pickled bytes themselves (_DESER), not re-serialized by Kryo and lz4 (spark.rdd.compress),
+# a block read costs 25% less (large, 70 MB a block: 0.24 -> 0.18 s, measured in the task).
+# On disk too when memory is short, never dropped; a lost executor's blocks are rebuilt.
+STORAGE = StorageLevel.MEMORY_AND_DISK_DESER
 
 
 class Block(NamedTuple):
@@ -65,20 +65,6 @@ class Block(NamedTuple):
 def identity(key: int) -> int:
     """The partitioner's function: block (or cell) k lives in partition k."""
     return key
-
-
-def to_bytes(rows: np.ndarray, cols: np.ndarray, conf: np.ndarray) -> bytes:
-    n = np.int64(rows.size).tobytes()
-    parts = (rows.astype(np.int32), cols.astype(np.int32), conf.astype(np.float32))
-    return n + b"".join(p.tobytes() for p in parts)
-
-
-def from_bytes(payload: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    n = int(np.frombuffer(payload, np.int64, 1)[0])
-    rows = np.frombuffer(payload, np.int32, n, 8)
-    cols = np.frombuffer(payload, np.int32, n, 8 + 4 * n)
-    conf = np.frombuffer(payload, np.float32, n, 8 + 8 * n)
-    return rows, cols, conf
 
 
 def to_block(rows: np.ndarray, cols: np.ndarray, conf: np.ndarray) -> Block:
@@ -131,83 +117,30 @@ def modulo(n: int) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     return lambda rows, cols: rows % n
 
 
-def cut(keyings: list[Keying], alpha: float) -> Callable[[Iterator], Iterator]:
-    """mapInArrow function: rating batches -> (layout, key, piece) rows, every key of every
-    keying present once (an empty piece if need be), so every block exists."""
-
-    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        names: list[str] = []
-        keys: list[int] = []
-        payloads: list[bytes] = []
-        for batch in batches:
-            users = batch.column(USER_IDX).to_numpy(zero_copy_only=False).astype(np.int64)
-            items = batch.column(ITEM_IDX).to_numpy(zero_copy_only=False).astype(np.int64)
-            rating = batch.column(RATING).to_numpy(zero_copy_only=False)
-            conf = (1.0 + alpha * rating.astype(np.float64)).astype(np.float32)
-            for k in keyings:
-                rows, cols = (users, items) if k.by == "user" else (items, users)
-                key = k.key(rows, cols)
-                stored_rows = rows if k.row_positions is None else k.row_positions.value[rows]
-                stored_cols = cols if k.col_positions is None else k.col_positions.value[cols]
-                order = np.argsort(key, kind="stable")
-                bounds = np.searchsorted(key[order], np.arange(k.n_keys + 1))
-                for b in range(k.n_keys):
-                    sel = order[bounds[b] : bounds[b + 1]]
-                    if sel.size:
-                        names.append(k.name)
-                        keys.append(b)
-                        payloads.append(to_bytes(stored_rows[sel], stored_cols[sel], conf[sel]))
-        for k in keyings:  # the markers: a key with no rating still gets its (empty) block
-            empty = np.empty(0, np.int32)
-            for b in range(k.n_keys):
-                names.append(k.name)
-                keys.append(b)
-                payloads.append(to_bytes(empty, empty, np.empty(0, np.float32)))
-        yield pa.RecordBatch.from_pydict(
-            {"layout": names, "key": keys, "payload": payloads},
-            schema=pa.schema(
-                [("layout", pa.string()), ("key", pa.int32()), ("payload", pa.binary())]
-            ),
-        )
-
-    return run
-
-
-def row_groups(files: list[str]) -> list[tuple[str, int]]:
-    """(file, row group) of every non-empty row group of ``files``: the read's units."""
+def read_block(files: list[str], keying: Keying, alpha: float, key: int) -> Block:
+    """Block ``key`` of ``keying``: the files' ratings whose key it is, row group by row group
+    (one row group's columns in memory at a time, beside the block's own ratings)."""
     import pyarrow.parquet as pq
 
-    units = []
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     for path in files:
-        meta = pq.ParquetFile(path).metadata
-        units += [(path, g) for g in range(meta.num_row_groups) if meta.row_group(g).num_rows]
-    return units
-
-
-def read_and_cut(keyings: list[Keying], alpha: float) -> Callable[[Iterator], Iterator]:
-    """mapPartitions function: (file, row group) units -> (layout, key, piece) tuples."""
-
-    def run(units: Iterator[tuple[str, int]]) -> Iterator[tuple[str, int, bytes]]:
-        import pyarrow.parquet as pq
-
-        def batches() -> Iterator[pa.RecordBatch]:
-            for path, group in units:
-                yield from pq.ParquetFile(path).read_row_group(group, columns=COLUMNS).to_batches()
-
-        for out in cut(keyings, alpha)(batches()):
-            yield from zip(*(out.column(i).to_pylist() for i in range(3)), strict=True)
-
-    return run
-
-
-def merge(pieces: Iterator[tuple[int, bytes]]) -> Iterator[tuple[int, Block]]:
-    """A partition's pieces (all of one key) -> that key's block."""
-    by_key: dict[int, list] = {}
-    for key, payload in pieces:
-        by_key.setdefault(key, []).append(from_bytes(payload))
-    for key, parts in sorted(by_key.items()):
-        rows, cols, conf = (np.concatenate([p[i] for p in parts]) for i in range(3))
-        yield key, to_block(rows, cols, conf)
+        source = pq.ParquetFile(path)
+        for group in range(source.num_row_groups):
+            table = source.read_row_group(group, columns=COLUMNS, use_threads=False)
+            users = table.column(USER_IDX).to_numpy()
+            items = table.column(ITEM_IDX).to_numpy()
+            rows, cols = (users, items) if keying.by == "user" else (items, users)
+            mine = np.flatnonzero(keying.key(rows, cols) == key)
+            parts.append((rows[mine], cols[mine], table.column(RATING).to_numpy()[mine]))
+    rows, cols, rating = (
+        np.concatenate([p[i] for p in parts]) if parts else np.empty(0, np.int32) for i in range(3)
+    )
+    conf = (1.0 + alpha * rating.astype(np.float64)).astype(np.float32)
+    if keying.row_positions is not None:
+        rows = keying.row_positions.value[rows]
+    if keying.col_positions is not None:
+        cols = keying.col_positions.value[cols]
+    return to_block(rows, cols, conf)
 
 
 @dataclass
@@ -220,30 +153,13 @@ class Built:
     pairs: dict[str, int]  # ratings held, per keying
 
 
-def build(
-    ratings: DataFrame, keyings: list[Keying], alpha: float, files: list[str] | None = None
-) -> Built:
-    """The blocks of every keying, from one read of ``ratings`` (user_idx, item_idx,
-    rating), materialized by one job that also brings back their rows. ``files``: parquet
-    files whose rows are exactly ``ratings``, read by pyarrow instead of through Spark SQL."""
-    sc = ratings.sparkSession.sparkContext
-    if files is not None:
-        units = row_groups(files)
-        pieces = sc.parallelize(units, max(1, len(units))).mapPartitions(
-            read_and_cut(keyings, alpha)
-        )
-    else:
-        cols = ratings.select(*COLUMNS)
-        pieces = cols.mapInArrow(cut(keyings, alpha), PIECES_SCHEMA).rdd.map(
-            lambda r: (r["layout"], r["key"], r["payload"])
-        )
-    pieces = pieces.persist(STORAGE)  # read once for every keying
+def build(sc: SparkContext, files: list[str], keyings: list[Keying], alpha: float) -> Built:
+    """The blocks of every keying from the ratings' parquet ``files`` (user_idx, item_idx,
+    rating), materialized by one job that also brings back their rows."""
     out = {}
     for k in keyings:
-        mine = pieces.filter(lambda p, name=k.name: p[0] == name).map(lambda p: (p[1], p[2]))
-        blocks = mine.partitionBy(k.n_keys, identity).mapPartitions(
-            merge, preservesPartitioning=True
-        )
+        keys = sc.parallelize(range(k.n_keys), k.n_keys)  # key k alone in partition k
+        blocks = keys.map(lambda key, k=k: (key, read_block(files, k, alpha, key)))
         out[k.name] = blocks.persist(STORAGE)
     rows: dict[str, dict[int, np.ndarray]] = {k.name: {} for k in keyings}
     pairs = {k.name: 0 for k in keyings}
@@ -253,7 +169,6 @@ def build(
     for name, key, ids, n_pairs in sc.union(heads).collect():
         rows[name][key] = ids
         pairs[name] += n_pairs
-    pieces.unpersist()
     return Built(out, rows, pairs)
 
 
@@ -267,7 +182,3 @@ def check_pairs(built: Built, expected: int) -> None:
                 f"the {name} blocks hold {n_pairs:,} ratings where the ratings have "
                 f"{expected:,}: the files given are not the ratings' rows"
             )
-
-
-def nnz(blocks: RDD) -> int:
-    return int(blocks.map(lambda kv: kv[1].nnz).sum())

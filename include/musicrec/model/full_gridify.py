@@ -81,8 +81,7 @@ class Grid:
         ratings: DataFrame,
         cfg: ALSConfig,
         blocks_: int,
-        shape: grid.Shape,
-        files: list[str] | None = None,
+        files: list[str],
     ):
         self.spark, self.n = spark, blocks_
         sc = spark.sparkContext
@@ -111,9 +110,8 @@ class Grid:
         ]
         # Cell (rb, cb) of orientation ``by``: rows = positions in row block rb, columns =
         # positions in column block cb; key rb * n + cb, in partition rb * n + cb.
-        built = blocks.build(ratings, keyings, cfg.alpha, files)
-        blocks.check_pairs(built, shape.pairs)
-        self.cells = built.rdds
+        self.built = blocks.build(sc, files, keyings, cfg.alpha)
+        self.cells = self.built.rdds
 
     def half_step(self, by: str, own: np.ndarray, other: np.ndarray, reg: float) -> None:
         """Solve side ``by`` (``own``, in place) given the other side's factors."""
@@ -171,27 +169,31 @@ def fit(
     """ALS on ``ratings``; ``files`` as for half gridify."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
-    shape = grid.shape_of(ratings, files)
-    n = grid.default_blocks(spark, cfg)
-    cells = Grid(spark, ratings, cfg, n, shape, files)  # built once, inside the timing
-    built_s = time.monotonic() - started
-    written_built = grid.shuffle_written(spark)
-    reg = cfg.regularization
-    done = grid.alternate(
-        spark,
-        LAYOUT,
-        cfg,
-        shape,
-        {"user": n, "item": n},
-        {
-            "user": lambda own, other: cells.half_step("user", own, other, reg),
-            "item": lambda own, other: cells.half_step("item", own, other, reg),
-        },
-        cells.ids,
-        checkpoints,
-        initial,
-    )
-    cells.unpersist()
+    with grid.rating_files(ratings, files) as names:
+        shape = grid.shape_of(ratings, files)  # by content when the files are our own
+        n = grid.default_blocks(spark, cfg)
+        cells = Grid(spark, ratings, cfg, n, names)  # built once, inside the timing
+        try:
+            blocks.check_pairs(cells.built, shape.pairs)
+            built_s = time.monotonic() - started
+            written_built = grid.shuffle_written(spark)
+            reg = cfg.regularization
+            done = grid.alternate(
+                spark,
+                LAYOUT,
+                cfg,
+                shape,
+                {"user": n, "item": n},
+                {
+                    "user": lambda own, other: cells.half_step("user", own, other, reg),
+                    "item": lambda own, other: cells.half_step("item", own, other, reg),
+                },
+                cells.ids,
+                checkpoints,
+                initial,
+            )
+        finally:
+            cells.unpersist()
     return grid.Fitted(
         done.users,
         done.items,

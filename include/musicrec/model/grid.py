@@ -13,18 +13,23 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import numpy as np
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from musicrec.config import ALSConfig
+from musicrec.lake import io
 from musicrec.model.prepare import ITEM_IDX, RATING, USER_IDX
 
 log = logging.getLogger(__name__)
@@ -38,6 +43,26 @@ class Shape:
     n_items: int
     pairs: int
     fingerprint: str  # of the ratings: a checkpoint is only resumed on the same data
+
+
+@contextmanager
+def rating_files(ratings: DataFrame, files: list[str] | None) -> Iterator[list[str]]:
+    """The parquet files the blocks are read from: ``files``, whose rows are the ratings (the
+    train step's split, the search's fit part), or else the ratings written out first, beside
+    the session's checkpoints, and removed after the fit. Written input is also what ALS
+    needs to be deterministic (SPARK-28927)."""
+    if files is not None:
+        yield files
+        return
+    checkpoints = ratings.sparkSession.sparkContext.getCheckpointDir()
+    if checkpoints is None:
+        raise RuntimeError("the grid layouts write their input beside the checkpoints: none set")
+    folder = Path(urlparse(checkpoints).path) / f"grid-ratings-{uuid.uuid4().hex}"
+    ratings.select(USER_IDX, ITEM_IDX, RATING).write.parquet(str(folder))
+    try:
+        yield [str(f) for f in io.parquet_files(folder)]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def shape_of(ratings: DataFrame, files: list[str] | None = None) -> Shape:
@@ -115,14 +140,14 @@ def unrated_to_zero(factors: np.ndarray, rated: np.ndarray) -> None:
 
 
 def threads_per_task(spark: SparkSession) -> int:
-    """OpenMP threads of one block's solve: the cores Spark gives each task."""
-    return int(spark.sparkContext.getConf().get("spark.task.cpus", "1"))
+    """OpenMP threads of one block's solve: the cores Spark gives each task. (One setting
+    read, not ``getConf()``: that copies the whole conf over py4j, 30 ms a call.)"""
+    return int(spark.sparkContext._conf.get("spark.task.cpus", "1"))
 
 
 def concurrent_tasks(spark: SparkSession) -> int:
     """Python workers running at once on one executor (local mode: on the machine)."""
-    conf = spark.sparkContext.getConf()
-    cores = conf.get("spark.executor.cores")
+    cores = spark.sparkContext._conf.get("spark.executor.cores")
     if cores is None or spark.sparkContext.master.startswith("local"):
         cores = str(spark.sparkContext.defaultParallelism)
     return max(1, int(cores) // threads_per_task(spark))
@@ -228,7 +253,7 @@ def mib(n_bytes: float) -> float:
 def _import_kernels(_: Any) -> list[str]:
     import implicit.cpu._als  # noqa: F401
     import pandas  # noqa: F401 - what PySpark's Arrow serializers import in a worker
-    import pyarrow  # noqa: F401
+    import pyarrow.parquet  # noqa: F401 - the blocks are read with it
     import pyspark.sql.pandas.serializers  # noqa: F401
     import scipy.sparse  # noqa: F401
     import threadpoolctl  # noqa: F401

@@ -2,11 +2,16 @@
 
 Ratings are cut into user blocks, built once into CSR blocks and cached, never shuffled
 again; a second copy cut into item blocks serves the item half-iteration. Each
-half-iteration sends the other side's factors to every block once (a broadcast, destroyed
-after the half-iteration) and every block solves its own rows locally with the `implicit`
-library's CPU kernel: conjugate gradient (``least_squares_cg``, warm-started from the
-block's current factors, which reach it as a broadcast of that block alone) or Cholesky
+half-iteration sends the other side's factors to every block once (a broadcast) and every
+block solves its own rows locally with the `implicit` library's CPU kernel: conjugate
+gradient (``least_squares_cg``, warm-started from the block's current factors) or Cholesky
 (``least_squares``). The solved rows go back to the driver, where the factors live.
+
+One broadcast per half-iteration: the side the previous half-iteration solved. A block's
+starting factors come from its own side's broadcast, made by the previous half-iteration
+as its "other side" and still current (this side has not changed since); Python workers
+reuse broadcasts across tasks, so they already hold it. Once this side is solved that
+broadcast is stale and destroyed. A worker thus holds both sides' factors at once.
 
 The kernels' conventions (read from their source): the stored value is the confidence c
 itself; the regulariser is a plain lambda for every row (MLlib scales it by the row's
@@ -23,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from pyspark import RDD
+from pyspark import RDD, Broadcast
 from pyspark.sql import DataFrame, SparkSession
 
 from musicrec.config import ALSConfig
@@ -32,12 +37,14 @@ from musicrec.model import blocks, grid
 
 log = logging.getLogger(__name__)
 LAYOUT = "half-gridify"
+OTHER = {"user": "item", "item": "user"}
 
 
 def solve_blocks(
-    other: Any, own: dict[int, Any], n_other: int, reg: float, solver: str, threads: int, cg: int
+    other: Any, own: Any, n_other: int, reg: float, solver: str, threads: int, cg: int
 ):
-    """The task: each block's rows solved against the other side's factors (broadcast)."""
+    """The task: each block's rows solved against the other side's factors, starting from
+    their current values (``other``, ``own``: broadcasts of each side's whole matrix)."""
 
     def run(
         partition: Iterator[tuple[int, blocks.Block]],
@@ -47,7 +54,7 @@ def solve_blocks(
 
         with threadpool_limits(1, "blas"):
             for key, block in partition:
-                factors = np.array(own[key].value, dtype=np.float32, order="C")  # writable
+                factors = own.value[block.rows]  # a copy: C-contiguous, writable
                 confidence = block.csr(n_other)
                 solving = time.perf_counter()
                 if solver == "cg":
@@ -78,50 +85,67 @@ class Kernel:
         }
 
 
+class Shared:
+    """The current broadcast of each side's factors, made when first needed and destroyed as
+    soon as that side is solved (stale)."""
+
+    def __init__(self, spark: SparkSession):
+        self.sc = spark.sparkContext
+        self.current: dict[str, Broadcast] = {}
+
+    def of(self, side: str, factors: np.ndarray) -> Broadcast:
+        if side not in self.current:
+            self.current[side] = self.sc.broadcast(factors)
+        return self.current[side]
+
+    def solved(self, side: str) -> None:
+        stale = self.current.pop(side, None)
+        if stale is not None:
+            stale.destroy()
+
+    def close(self) -> None:
+        for side in list(self.current):
+            self.solved(side)
+
+
 def half_step(
-    spark: SparkSession,
-    side: RDD,
+    blocks_rdd: RDD,
+    side: str,
     rows: dict[int, np.ndarray],
     own: np.ndarray,
     other: np.ndarray,
+    shared: Shared,
     cfg: ALSConfig,
     threads: int,
     kernel: Kernel,
 ) -> None:
-    """Solve one side (``own``, updated in place) given the other; the tasks' kernel
+    """Solve ``side`` (``own``, updated in place) given the other side; the tasks' kernel
     times go to ``kernel``."""
-    sc = spark.sparkContext
-    other_bc = sc.broadcast(other)
-    own_bc = {key: sc.broadcast(own[ids]) for key, ids in rows.items()}
+    other_bc = shared.of(OTHER[side], other)
+    own_bc = shared.of(side, own)
     task = solve_blocks(
         other_bc, own_bc, other.shape[0], cfg.regularization, cfg.solver, threads, cfg.cg_steps
     )
     try:
         seconds = []
-        for key, solved, solve_s in side.mapPartitions(task, preservesPartitioning=True).collect():
+        solved_blocks = blocks_rdd.mapPartitions(task, preservesPartitioning=True).collect()
+        for key, solved, solve_s in solved_blocks:
             own[rows[key]] = solved
             seconds.append(solve_s)
         kernel.longest.append(max(seconds, default=0.0))
         kernel.total.append(sum(seconds))
     finally:
-        for bc in (other_bc, *own_bc.values()):
-            bc.destroy()
+        shared.solved(side)
 
 
-def broadcast_bytes(shape: grid.Shape, rank: int, largest_block: dict[str, int]) -> int:
-    """What one Python worker holds at once: the other side whole, plus its own block."""
-    users = (shape.n_items + largest_block["user"]) * rank * 4
-    items = (shape.n_users + largest_block["item"]) * rank * 4
-    return max(users, items)
+def broadcast_bytes(shape: grid.Shape, rank: int) -> int:
+    """What one Python worker holds at once: both sides' factors (``Shared``)."""
+    return (shape.n_users + shape.n_items) * rank * 4
 
 
-def check_budget(spark: SparkSession, shape: grid.Shape, cfg: ALSConfig, n_blocks: int) -> dict:
+def check_budget(spark: SparkSession, shape: grid.Shape, cfg: ALSConfig) -> dict:
     """Refuse up front, not mid-run, when the broadcasts would not fit the budget."""
-    per_worker = broadcast_bytes(
-        shape,
-        cfg.rank,
-        {"user": -(-shape.n_users // n_blocks), "item": -(-shape.n_items // n_blocks)},
-    )
+    per_worker = broadcast_bytes(shape, cfg.rank)
     workers = grid.concurrent_tasks(spark)
     total = per_worker * workers
     budget = cfg.broadcast_budget_mb * 2**20
@@ -158,45 +182,27 @@ def fit(
     initial: tuple[np.ndarray, np.ndarray] | None = None,
     files: list[str] | None = None,
 ) -> grid.Fitted:
-    """ALS on ``ratings`` (user_idx, item_idx, rating; read from written files: ``files``,
-    if given, are those files, read by pyarrow to build the blocks)."""
+    """ALS on ``ratings`` (user_idx, item_idx, rating); ``files``, if given, are parquet
+    files holding exactly those rows, from which the blocks are read."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
-    shape = grid.shape_of(ratings, files)
-    n_blocks = grid.default_blocks(spark, cfg)
-    budget = check_budget(spark, shape, cfg, n_blocks)
-    threads = grid.threads_per_task(spark)
-    keyings = [blocks.Keying(by, by, n_blocks, blocks.modulo(n_blocks)) for by in ("user", "item")]
-    built = blocks.build(ratings, keyings, cfg.alpha, files)
-    blocks.check_pairs(built, shape.pairs)
-    sides, rows = built.rdds, built.rows
-    built_s = time.monotonic() - started
-    user_ids = np.sort(np.concatenate(list(rows["user"].values())))
-    item_ids = np.sort(np.concatenate(list(rows["item"].values())))
-    written_built = grid.shuffle_written(spark)
-
-    kernel = Kernel()
-
-    def solver(side: str) -> Any:
-        return lambda own, other: half_step(
-            spark, sides[side], rows[side], own, other, cfg, threads, kernel
-        )
-
-    alternating = time.monotonic()
-    done = grid.alternate(
-        spark,
-        LAYOUT,
-        cfg,
-        shape,
-        {"user": n_blocks, "item": n_blocks},
-        {"user": solver("user"), "item": solver("item")},
-        {"user": user_ids, "item": item_ids},
-        checkpoints,
-        initial,
-    )
-    alternate_s = time.monotonic() - alternating
-    for side in sides.values():
-        side.unpersist()
+    with grid.rating_files(ratings, files) as names:
+        shape = grid.shape_of(ratings, files)  # by content when the files are our own
+        budget = check_budget(spark, shape, cfg)
+        n_blocks = grid.default_blocks(spark, cfg)
+        keyings = [blocks.Keying(s, s, n_blocks, blocks.modulo(n_blocks)) for s in OTHER]
+        built = blocks.build(spark.sparkContext, names, keyings, cfg.alpha)
+        try:
+            blocks.check_pairs(built, shape.pairs)
+            built_s = time.monotonic() - started
+            written_built = grid.shuffle_written(spark)
+            alternating = time.monotonic()
+            done, kernel = alternate(spark, built, shape, cfg, checkpoints, initial)
+            alternate_s = time.monotonic() - alternating
+        finally:
+            for side in built.rdds.values():
+                side.unpersist()
+    user_ids, item_ids = (np.sort(np.concatenate(list(built.rows[s].values()))) for s in OTHER)
     return grid.Fitted(
         done.users,
         done.items,
@@ -208,7 +214,7 @@ def fit(
             "blocks": {"user": n_blocks, "item": n_blocks},
             "solver": cfg.solver,
             "cg_steps": cfg.cg_steps if cfg.solver == "cg" else None,
-            "threads_per_task": threads,
+            "threads_per_task": grid.threads_per_task(spark),
             "resumed_from_iteration": done.resumed_from,
             "build_seconds": round(built_s, 2),
             "alternate_seconds": round(alternate_s, 2),
@@ -218,3 +224,39 @@ def fit(
             **budget,
         },
     )
+
+
+def alternate(
+    spark: SparkSession,
+    built: blocks.Built,
+    shape: grid.Shape,
+    cfg: ALSConfig,
+    checkpoints: grid.Checkpoints | None,
+    initial: tuple[np.ndarray, np.ndarray] | None,
+) -> tuple[grid.Alternation, Kernel]:
+    """The alternation over the built blocks, with the kernel's times."""
+    kernel, shared = Kernel(), Shared(spark)
+    threads = grid.threads_per_task(spark)
+
+    def solver(side: str) -> Any:
+        return lambda own, other: half_step(
+            built.rdds[side], side, built.rows[side], own, other, shared, cfg, threads, kernel
+        )
+
+    n_blocks = {side: len(built.rows[side]) for side in OTHER}
+    rated = {side: np.concatenate(list(built.rows[side].values())) for side in OTHER}
+    try:
+        done = grid.alternate(
+            spark,
+            LAYOUT,
+            cfg,
+            shape,
+            n_blocks,
+            {side: solver(side) for side in OTHER},
+            rated,
+            checkpoints,
+            initial,
+        )
+    finally:
+        shared.close()
+    return done, kernel
