@@ -292,6 +292,32 @@ def als_rows(r: dict) -> list[str]:
     return lines
 
 
+def step_rows(r: dict) -> list[str]:
+    """The default layout's model through the train, evaluate and publish steps (each a whole
+    spark-submit), evaluate and publish against the train step (issue 18: <= 2x at large)."""
+    lines = [
+        "| size | train step s | evaluate s (/ train) | publish s (/ train) "
+        "| peak RSS MB (train, evaluate, publish) | date, commit |",
+        "|---|---|---|---|---|---|",
+    ]
+    for a in r["als"]:
+        half = layouts_of(a).get(a.get("default_layout", "").replace("-", "_"))
+        if not half or "train_step_s" not in half:
+            continue
+        train = half["train_step_s"]
+        versus = [
+            "-" if key not in a else f"{a[key]:.0f} ({a[key] / train:.2f}x)"
+            for key in ("evaluate_s", "publish_s")
+        ]
+        rss = [half.get("peak_rss_mb"), a.get("evaluate_peak_rss_mb"), a.get("publish_peak_rss_mb")]
+        lines.append(
+            f"| {a['size']} | {train:.0f} | {' | '.join(versus)} | "
+            + ", ".join("-" if x is None else f"{x:,.0f}" for x in rss)
+            + f" | {a.get('date', '')[:10]}, {a.get('git_commit', '')} |"
+        )
+    return lines
+
+
 def markdown(r: dict) -> str:
     lines = []
     i = r.get("ingest") or {}
@@ -306,7 +332,7 @@ def markdown(r: dict) -> str:
             "",
         ]
     if r.get("als"):
-        lines += [*als_rows(r), ""]
+        lines += [*als_rows(r), "", *step_rows(r), ""]
     pl = r.get("pipeline") or {}
     if pl:
         tasks = ", ".join(f"{k} {v:.0f}" for k, v in pl["task_s"].items())

@@ -98,6 +98,26 @@ def test_a_size_measured_without_some_layouts_shows_dashes_for_them():
 
 
 @pytest.mark.unit
+def test_the_steps_table_sets_evaluate_and_publish_against_the_train_step():
+    half = {**ALS["layouts"]["half_gridify"], "train_step_s": 50.0}
+    large = {
+        **ALS,
+        "size": "large",
+        "default_layout": "half-gridify",
+        "layouts": {"half_gridify": half},
+        "evaluate_s": 120.0,
+        "evaluate_peak_rss_mb": 5000.0,
+        "publish_s": 90.0,
+        "publish_peak_rss_mb": 4000.0,
+    }
+    before_publish = {k: v for k, v in large.items() if not k.startswith("publish")}
+    rows = bench.step_rows({**RESULT, "als": [ALS, large, {**before_publish, "size": "medium"}]})
+    assert len(rows) == 4  # header, rule, and no row for a size without the train step's time
+    assert rows[2].startswith("| large | 50 | 120 (2.40x) | 90 (1.80x) | 2,500, 5,000, 4,000 |")
+    assert rows[3].startswith("| medium | 50 | 120 (2.40x) | - | 2,500, 5,000, - |")
+
+
+@pytest.mark.unit
 def test_plot_is_written_for_the_als_sizes(tmp_path):
     (path,) = bench.plots(json.loads(json.dumps(RESULT)), tmp_path)
     assert path.name == "als.png" and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from musicrec import constants as c
 from musicrec.generator.world import WorldSpec, build_world, sample_artists, world_parts
 
 
@@ -94,3 +95,17 @@ def write_table(splits: dict[str, pd.DataFrame], table: Path) -> dict[str, int]:
         "nnz": len(train),
         "holdout_pairs": len(splits["holdout"]),
     }
+
+
+def write_dictionaries(splits: dict[str, pd.DataFrame], data_root: Path) -> None:
+    """The id dictionaries prepare would keep for these pairs (``lake/dictionaries``), so a
+    model trained on the table can be published (user and item ids in its outputs)."""
+    both = pd.concat([splits["train"], splits["holdout"]])
+    for name, key, idx in (
+        ("users", c.USER_ID, "user_idx"),
+        ("items_artist", "item_id", "item_idx"),
+    ):
+        folder = data_root / c.DICTIONARIES / name
+        folder.mkdir(parents=True, exist_ok=True)
+        pairs = both[[key, idx]].drop_duplicates(idx).sort_values(idx)
+        pq.write_table(pa.Table.from_pandas(pairs, preserve_index=False), folder / "part-0.parquet")
