@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 from musicrec.config import GateConfig
+from musicrec.evaluation import metrics
 from musicrec.evaluation.gate import decide
-from musicrec.evaluation.metrics import Ranking, percentile_ranks, top_k, user_metrics
+from musicrec.evaluation.metrics import (
+    SAMPLE_STRIDE,
+    Ranking,
+    percentile_ranks,
+    top_k,
+    user_metrics,
+)
 
 pytestmark = pytest.mark.unit
 L2, L3, L4 = math.log2(2), math.log2(3), math.log2(4)
@@ -86,6 +93,33 @@ def test_one_ranking_answers_all_and_new_items_like_masking_does(seed, count_bel
         if len(order) <= 1:
             expected = [0.0] * len(items)
         assert ranking.percentile_ranks(items, exclude).tolist() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(
+    "kind", ["random", "ties", "mostly-masked", "ascending", "descending", "all-equal", "periodic"]
+)
+def test_top_k_of_long_rows_equals_the_definition(kind):
+    """Rows past ``SAMPLED_FROM`` are selected from a sampled threshold: the same k best as
+    the definition, whether the guess holds or the row defeats it (sorted rows, ties at the
+    threshold, a sample of mostly masked scores)."""
+    rng = np.random.default_rng(len(kind))
+    n = 20_000
+    scores = {
+        "random": rng.standard_normal(n),
+        "ties": rng.integers(0, 40, n).astype(float),
+        "mostly-masked": np.where(rng.random(n) < 0.95, -np.inf, rng.standard_normal(n)),
+        "ascending": np.arange(n, dtype=float),
+        "descending": -np.arange(n, dtype=float),
+        "all-equal": np.ones(n),
+        # The sampled scores are the best ones: the guess leaves too few, all are selected.
+        "periodic": np.where(np.arange(n) % SAMPLE_STRIDE == 0, 2.0, 1.0) + rng.random(n),
+    }[kind].astype(np.float32)
+    guessed = metrics._candidates(scores, 10).size < n
+    assert guessed == (kind not in ("all-equal", "periodic")), kind
+    order = brute_force_order(scores)
+    for k in (1, 10, 100, 500, 5_000):
+        assert top_k(scores, k).tolist() == order[:k], k
+        assert Ranking(scores).prefix(k).tolist() == order[:k], k
 
 
 @pytest.mark.parametrize(
