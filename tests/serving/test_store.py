@@ -226,6 +226,33 @@ def test_sqlite_default_publish_switch_rollback(tmp_path):
 
 
 @pytest.mark.unit
+def test_sqlite_loads_nulls_as_null_in_every_column_type(tmp_path):
+    """Values reach SQLite through numpy where that is exact; a null stays NULL, never NaN."""
+    import sqlite3
+
+    folder = write_version(tmp_path, 1.0, users=2)
+    pq.write_table(
+        pa.table(
+            {
+                "item_id": pa.array(["i1", None, "i3"], pa.large_string()),
+                "item_name": ["A", None, "C"],
+                "streams": pa.array([5, None, 7], pa.int64()),
+            }
+        ),
+        folder / "items" / "part-0.parquet",
+    )
+    SqliteStore(path=tmp_path / "serving.db").publish("v1", "m1", folder)
+    rows = sqlite3.connect(tmp_path / "serving.db").execute(
+        "SELECT item_id, item_name, streams, typeof(streams) FROM items ORDER BY rowid"
+    )
+    assert rows.fetchall() == [
+        ("i1", "A", 5, "integer"),
+        (None, None, None, "null"),
+        ("i3", "C", 7, "integer"),
+    ]
+
+
+@pytest.mark.unit
 def test_a_registry_from_before_as_of_gains_the_column(tmp_path):
     import sqlite3
 

@@ -72,6 +72,16 @@ def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     yield from pq.ParquetDataset(str(path)).read(columns=columns).to_batches(50_000)
 
 
+def _python_values(column: pa.Array) -> list:
+    """A column as Python values through numpy: 10x faster than ``to_pylist`` (18M rows of
+    recommendations: 35 s of a 81 s SQLite load). Strings become objects with None for
+    nulls either way; a numeric column with nulls keeps ``to_pylist`` (numpy would give NaN)."""
+    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if column.null_count and not text:
+        return column.to_pylist()
+    return column.to_numpy(zero_copy_only=False).tolist()
+
+
 @dataclass
 class Store(ABC):
     """Common logic; subclasses provide connection, quoting and bulk load."""
@@ -279,7 +289,7 @@ class SqliteStore(Store):
         statement = self.sql(f"INSERT INTO {{}} ({', '.join(columns)}) VALUES ({marks})", table)
         n = 0
         for batch in _batches(path, columns):
-            rows = list(zip(*(batch.column(c).to_pylist() for c in columns), strict=True))
+            rows = list(zip(*(_python_values(batch.column(c)) for c in columns), strict=True))
             cur.executemany(statement, rows)
             n += len(rows)
         return n
