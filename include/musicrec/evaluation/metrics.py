@@ -135,7 +135,7 @@ class Ranking:
 
     It answers both the "all items" and the "new items" questions (the same order with the
     user's seen items taken out), so an evaluation scores each user once for both subsets.
-    Nothing is sorted whole: the top is a selection (``best``) of the depth asked,
+    Nothing is sorted whole: the top is a selection (``_best``) of the depth asked,
     kept for shallower questions; a percentile rank counts the items scored above (a sort,
     once, only for users with many relevant items).
     """
