@@ -74,6 +74,19 @@ def test_min_support(spark):
         ("u2", "i1"),
         ("u2", "i2"),
     ]
+    assert kept.columns == counts.columns
+    # The kept keys are broadcast to the counts even where the planner would not broadcast on
+    # its own (as for a window's millions of sums): no sort-merge join shuffles the counts.
+    threshold = spark.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+    try:
+        again = min_support(counts, PrepareConfig(min_user_items=2, min_item_users=2))
+        assert again.count() == 4
+        plan = again._jdf.queryExecution().executedPlan().toString()
+    finally:
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", threshold)
+    assert "BroadcastHashJoin" in plan and "LeftSemi" in plan
+    assert "SortMergeJoin" not in plan
 
 
 def test_dictionary_grows_and_never_renumbers(spark):

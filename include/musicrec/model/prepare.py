@@ -49,11 +49,15 @@ def min_support(
 
     One pass each way, items first (a rare item is noise for every user), then users.
     ``user``/``item``: the key columns (names, or integer ids once they are attached).
+    The kept keys are broadcast (one column, at most every user or item): the counts are
+    filtered where they lie instead of shuffled twice by key for sort-merge joins.
     """
     items = counts.groupBy(item).agg(F.count(F.lit(1)).alias("_n"))
-    kept = counts.join(items.where(F.col("_n") >= cfg.min_item_users).select(item), item)
+    common = items.where(F.col("_n") >= cfg.min_item_users).select(item)
+    kept = counts.join(F.broadcast(common), item, "left_semi")
     users = kept.groupBy(user).agg(F.count(F.lit(1)).alias("_n"))
-    return kept.join(users.where(F.col("_n") >= cfg.min_user_items).select(user), user)
+    active = users.where(F.col("_n") >= cfg.min_user_items).select(user)
+    return kept.join(F.broadcast(active), user, "left_semi")
 
 
 def extend_dictionary(existing: DataFrame | None, ids: DataFrame, key: str, idx: str) -> DataFrame:

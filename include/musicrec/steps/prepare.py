@@ -90,9 +90,9 @@ def write_interactions(
     dictionaries: dict[str, Path],
 ) -> dict[str, Any]:
     """(user_id, item_id, streams) of train and holdout -> the interactions partition
-    ``as_of=D/split=train|holdout`` with ids from the extended dictionaries. Shared by prepare
-    and the snapshot import of count datasets. Holdout rows of users absent from train are
-    left out (the model cannot know them)."""
+    ``as_of=D/split=train|holdout`` with ids from the extended dictionaries. Holdout rows of
+    users absent from train are left out (the model cannot know them); ``known``, the train
+    users, comes back cached for the caller's count of those users."""
     both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
         holdout_counts.select(c.USER_ID, ITEM_ID)
     )
@@ -101,8 +101,11 @@ def write_interactions(
     train = attach_ids(with_rating(train_counts, cfg), users, items).withColumn(
         "split", F.lit("train")
     )
-    known = train_counts.select(c.USER_ID).distinct()
-    holdout = attach_ids(with_rating(holdout_counts.join(known, c.USER_ID), cfg), users, items)
+    # One column of at most every user, read three times: cached, and broadcast to the
+    # holdout rows rather than shuffling both sides by user.
+    known = train_counts.select(c.USER_ID).distinct().cache()
+    kept = holdout_counts.join(F.broadcast(known), c.USER_ID, "left_semi")
+    holdout = attach_ids(with_rating(kept, cfg), users, items)
     out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
     out = out.withColumn("as_of", F.lit(as_of.isoformat()))
     target = interactions_path(root, cfg.item_level)
@@ -153,8 +156,12 @@ def run(
         )
         target, stats, known = snapshot["target"], snapshot["stats"], snapshot["known"]
         without_train = (
-            holdout_counts.join(known, c.USER_ID, "left_anti").select(c.USER_ID).distinct().count()
+            holdout_counts.join(F.broadcast(known), c.USER_ID, "left_anti")
+            .select(c.USER_ID)
+            .distinct()
+            .count()
         )
+        known.unpersist()
         window_sums.unpersist()
     return {
         "step": NAME,
