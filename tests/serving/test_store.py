@@ -253,6 +253,20 @@ def test_sqlite_loads_nulls_as_null_in_every_column_type(tmp_path):
 
 
 @pytest.mark.unit
+def test_column_values_through_numpy_only_where_they_are_the_python_values():
+    from datetime import datetime
+
+    from musicrec.serving.store import _python_values
+
+    stamps = pa.array([datetime(2026, 1, 2, 3, 4, 5), None], pa.timestamp("ns"))
+    assert _python_values(stamps) == stamps.to_pylist()  # numpy's tolist: integers
+    assert _python_values(pa.array([1.5, None])) == [1.5, None]
+    values = _python_values(pa.array([3, 4], pa.int32()))
+    assert values == [3, 4] and all(type(v) is int for v in values)
+    assert _python_values(pa.array(["a", None], pa.large_string())) == ["a", None]
+
+
+@pytest.mark.unit
 def test_a_registry_from_before_as_of_gains_the_column(tmp_path):
     import sqlite3
 

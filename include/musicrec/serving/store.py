@@ -74,12 +74,16 @@ def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
 
 def _python_values(column: pa.Array) -> list:
     """A column as Python values through numpy: 10x faster than ``to_pylist`` (18M rows of
-    recommendations: 35 s of a 81 s SQLite load). Strings become objects with None for
-    nulls either way; a numeric column with nulls keeps ``to_pylist`` (numpy would give NaN)."""
-    text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
-    if column.null_count and not text:
-        return column.to_pylist()
-    return column.to_numpy(zero_copy_only=False).tolist()
+    recommendations: 35 s of a 81 s SQLite load). Only where numpy's values are the Python
+    ones: strings (None for nulls either way), and numbers or booleans without nulls (numpy
+    would give NaN); any other type (timestamps: numpy's ``tolist`` may give integers) or a
+    numeric column with nulls keeps ``to_pylist``."""
+    kind = column.type
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    plain = pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind)
+    if text or (plain and not column.null_count):
+        return column.to_numpy(zero_copy_only=False).tolist()
+    return column.to_pylist()
 
 
 @dataclass

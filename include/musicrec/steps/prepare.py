@@ -86,13 +86,14 @@ def write_interactions(
     root: Path,
     train_counts: DataFrame,
     holdout_counts: DataFrame,
+    known: DataFrame,
     as_of: date,
     dictionaries: dict[str, Path],
 ) -> dict[str, Any]:
     """(user_id, item_id, streams) of train and holdout -> the interactions partition
     ``as_of=D/split=train|holdout`` with ids from the extended dictionaries. Holdout rows of
-    users absent from train are left out (the model cannot know them); ``known``, the train
-    users, comes back cached for the caller's count of those users."""
+    users absent from train (``known``: train's users) are left out (the model cannot know
+    them)."""
     both = train_counts.select(c.USER_ID, ITEM_ID).unionByName(
         holdout_counts.select(c.USER_ID, ITEM_ID)
     )
@@ -101,9 +102,6 @@ def write_interactions(
     train = attach_ids(with_rating(train_counts, cfg), users, items).withColumn(
         "split", F.lit("train")
     )
-    # One column of at most every user, read three times: cached, and broadcast to the
-    # holdout rows rather than shuffling both sides by user.
-    known = train_counts.select(c.USER_ID).distinct().cache()
     kept = holdout_counts.join(F.broadcast(known), c.USER_ID, "left_semi")
     holdout = attach_ids(with_rating(kept, cfg), users, items)
     out = train.unionByName(holdout.withColumn("split", F.lit("holdout")))
@@ -111,7 +109,7 @@ def write_interactions(
     target = interactions_path(root, cfg.item_level)
     # By user within each split: train (all but a few rows) is written by every core, not one.
     io.write_partitions(out.repartition(4, "split", USER_IDX), target, ["as_of", "split"])
-    return {"target": target, "stats": split_stats(spark, target, as_of), "known": known}
+    return {"target": target, "stats": split_stats(spark, target, as_of)}
 
 
 def split_stats(spark: SparkSession, target: Path, as_of: date) -> dict[str, dict]:
@@ -151,10 +149,13 @@ def run(
                 f"no training interactions in {first}..{cut} (after minimum support): "
                 "nothing to train on yet"
             )
+        # Train's users, one column of at most every user, read twice: cached, and broadcast
+        # to the holdout rows rather than shuffling both sides by user.
+        known = train_counts.select(c.USER_ID).distinct().cache()
         snapshot = write_interactions(
-            spark, cfg, root, train_counts, holdout_counts, as_of, dictionaries
+            spark, cfg, root, train_counts, holdout_counts, known, as_of, dictionaries
         )
-        target, stats, known = snapshot["target"], snapshot["stats"], snapshot["known"]
+        target, stats = snapshot["target"], snapshot["stats"]
         without_train = (
             holdout_counts.join(F.broadcast(known), c.USER_ID, "left_anti")
             .select(c.USER_ID)
