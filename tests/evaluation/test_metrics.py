@@ -12,6 +12,7 @@ from musicrec.evaluation.gate import decide
 from musicrec.evaluation.metrics import (
     SAMPLE_STRIDE,
     Ranking,
+    SharedRanking,
     percentile_ranks,
     top_k,
     user_metrics,
@@ -69,9 +70,15 @@ def brute_force_order(scores: np.ndarray) -> list[int]:
     return sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: (-scores[i], i))
 
 
-@pytest.mark.parametrize("count_below", [0, 10**9], ids=["by-sort", "by-counting"])
+@pytest.mark.parametrize(
+    ("kind", "count_below"),
+    [(Ranking, 0), (Ranking, 10**9), (SharedRanking, 0)],
+    ids=["by-sort", "by-counting", "sorted-whole"],
+)
 @pytest.mark.parametrize("seed", range(20))
-def test_one_ranking_answers_all_and_new_items_like_masking_does(seed, count_below, monkeypatch):
+def test_one_ranking_answers_all_and_new_items_like_masking_does(
+    seed, kind, count_below, monkeypatch
+):
     monkeypatch.setattr(Ranking, "COUNT_BELOW", count_below)
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 300))
@@ -80,7 +87,7 @@ def test_one_ranking_answers_all_and_new_items_like_masking_does(seed, count_bel
     scores[rng.random(n) < 0.1] = -np.inf
     seen = rng.choice(n, size=int(rng.integers(0, n // 2 + 1)), replace=False)
     items = rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False)
-    ranking = Ranking(scores)
+    ranking = kind(scores)
     masked = scores.copy()
     masked[seen] = -np.inf
     for exclude, reference in ((None, scores), (seen, masked)):

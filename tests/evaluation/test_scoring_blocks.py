@@ -92,16 +92,16 @@ def test_partition_in_small_blocks_equals_one_block_and_brute_force(monkeypatch)
 
 
 def test_recommend_partition_excludes_seen_items_and_ranks_like_brute_force(monkeypatch):
+    """Own rows are masked in place; a row users share (users 0-2 have one vector, as the
+    popularity baseline's users do) must not carry one user's seen items to the next."""
     rng = np.random.default_rng(2)
     items = rng.standard_normal((30, 3)).astype(np.float32)
     known = rng.random(30) > 0.2
     seen = [rng.choice(30, 4, replace=False).tolist() for _ in range(9)] + [None]
+    features = list(rng.standard_normal((10, 3)).astype(np.float32))
+    features[1] = features[2] = features[0]
     frame = pd.DataFrame(
-        {
-            "user_idx": np.arange(10, dtype=np.int32),
-            "features": list(rng.standard_normal((10, 3)).astype(np.float32)),
-            "seen": seen,
-        }
+        {"user_idx": np.arange(10, dtype=np.int32), "features": features, "seen": seen}
     )
     monkeypatch.setattr(scoring, "BLOCK_CELLS", 4 * 30)
     out = pd.concat(list(scoring.recommend_partition(iter([frame]), items, known, k=8)))

@@ -82,8 +82,8 @@ def _block_metrics(
     shared: dict[bytes, metrics.Ranking],
 ) -> pd.DataFrame | None:
     """One block's rows. ``shared``: when every user of a block has one vector (the
-    popularity baseline), its ranking is kept for the next blocks: one sort per partition,
-    and its percentile ranks cached per item for all of them."""
+    popularity baseline), its ranking (``metrics.SharedRanking``: one whole sort) is kept for
+    the next blocks."""
     kmax = max(ks)
     users = side.vectors(block)
     rankings: dict[int, metrics.Ranking] = {}
@@ -92,7 +92,7 @@ def _block_metrics(
         if key not in shared:
             shared.clear()
             scores, _, finite = side.scores(users[:1])
-            shared[key] = metrics.Ranking(scores[0], n_finite=int(finite[0]))
+            shared[key] = metrics.SharedRanking(scores[0], n_finite=int(finite[0]))
         inverse = np.zeros(len(users), dtype=np.int64)
         rankings[0] = shared[key]
     else:
