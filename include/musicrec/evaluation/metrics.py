@@ -170,7 +170,9 @@ class Ranking:
         if exclude is None or len(exclude) == 0:
             return np.empty(0, dtype=np.int64)
         if self._excluded[0] is not exclude:
-            self._excluded = (exclude, _finite_only(self.scores, exclude))
+            items = np.unique(np.asarray(exclude, dtype=np.int64))
+            items = items[(items >= 0) & (items < self.scores.size)]
+            self._excluded = (exclude, items[np.isfinite(self.scores[items])])
         return self._excluded[1]
 
     def top(self, k: int, exclude: np.ndarray | None = None) -> np.ndarray:
@@ -250,15 +252,6 @@ def in_sorted(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:
         return np.zeros(values.shape, dtype=bool)
     at = np.searchsorted(ordered, values)
     return ordered[np.minimum(at, ordered.size - 1)] == values
-
-
-def _finite_only(scores: np.ndarray, exclude: np.ndarray | None) -> np.ndarray:
-    """``exclude`` as sorted unique items in range whose scores are finite."""
-    if exclude is None or len(exclude) == 0:
-        return np.empty(0, dtype=np.int64)
-    exclude = np.unique(np.asarray(exclude, dtype=np.int64))
-    exclude = exclude[(exclude >= 0) & (exclude < scores.size)]
-    return exclude[np.isfinite(scores[exclude])]
 
 
 def percentile_ranks(scores: np.ndarray, items: np.ndarray) -> np.ndarray:
