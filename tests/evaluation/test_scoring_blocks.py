@@ -112,3 +112,49 @@ def test_recommend_partition_excludes_seen_items_and_ranks_like_brute_force(monk
         got = out[out["user_idx"] == u].sort_values("rank")
         assert got["item_idx"].tolist() == brute_force_order(scores)[:8]
         assert got["rank"].tolist() == list(range(1, len(got) + 1))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_top_lists_from_the_largest_norms_equal_brute_force(monkeypatch, seed):
+    """A few long item vectors (ALS's popular items) and many short ones: most users' lists
+    come from the head of largest norms alone, the others (their head items seen, or a weak
+    k-th best) from every item; either way brute force's lists, ties by lower index."""
+    rng = np.random.default_rng(seed)
+    n_items, n_users, k = 80, 30, 5
+    # Small integers: products exact in float32, ties everywhere.
+    items = rng.integers(-1, 2, (n_items, 3)).astype(np.float32)
+    long = rng.choice(n_items, 12, replace=False)
+    items[long] = rng.integers(4, 9, (12, 3)) * rng.choice([-1, 1], (12, 3))
+    known = rng.random(n_items) > 0.1
+    known[long] = True
+    users = rng.integers(-3, 4, (n_users, 3)).astype(np.float32)
+    users[7] = users[3]  # a shared vector: one user's seen items must not mask the other's
+    users[9] = np.nan  # a broken vector: an empty list
+    seen: list[object] = [rng.choice(n_items, 6, replace=False) for _ in range(n_users)]
+    seen[2] = long.tolist() + [n_items + 5]  # the whole head seen (and an index out of range)
+    seen[4] = None
+    monkeypatch.setattr(scoring, "HEAD_ITEMS", 12)
+    side = scoring.ItemSide(items, known)
+    assert side.head() is not None
+    lists = side.top_lists(users, seen, k)
+    for u in range(n_users):
+        scores = items @ users[u]
+        scores[~known] = -np.inf
+        if seen[u] is not None:
+            ok = [i for i in np.asarray(seen[u]).tolist() if i < n_items]
+            scores[ok] = -np.inf
+        expected = brute_force_order(scores)[:k] if u != 9 else []
+        best, values = lists[u]
+        assert best.tolist() == expected, u
+        np.testing.assert_array_equal(values, scores[expected])
+    # Both paths ran: some users from the head alone, some from every item.
+    assert 0 < side.answered_by_head < n_users - 1
+
+
+def test_even_norms_use_no_head(monkeypatch):
+    """Unit vectors (the related items' cosine): no item is out of reach, so no head."""
+    rng = np.random.default_rng(3)
+    items = rng.standard_normal((40, 4)).astype(np.float32)
+    items /= np.linalg.norm(items, axis=1, keepdims=True)
+    monkeypatch.setattr(scoring, "HEAD_ITEMS", 8)
+    assert scoring.ItemSide(items, np.ones(40, dtype=bool)).head() is None

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from musicrec.evaluation import metrics
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
-from musicrec.model.scoring import ItemSide, spread
+from musicrec.model.scoring import BOUND_SLACK, ItemSide, spread
 
 SUBSETS = ("all", "new")
 
@@ -87,6 +87,7 @@ def _block_metrics(
     kmax = max(ks)
     users = side.vectors(block)
     rankings: dict[int, metrics.Ranking] = {}
+    head_items, bounds = None, np.full(len(users), np.inf)
     if len(users) and (users == users[0]).all():
         key = users[0].tobytes()
         if key not in shared:
@@ -97,6 +98,10 @@ def _block_metrics(
         rankings[0] = shared[key]
     else:
         scores, inverse, finite = side.scores(users)
+        head = side.head()
+        if head is not None:  # no item outside the head scores above a user's bound
+            head_items = head.items
+            bounds = side.user_bounds(users)[0] * head.rest_norm * (1 + BOUND_SLACK)
     out: dict[str, list] = {USER_IDX: [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
     relevant_lists: list[np.ndarray] = []
     columns = zip(
@@ -106,7 +111,9 @@ def _block_metrics(
         # Equal user vectors (the popularity baseline) share one scoring and sort.
         at = int(inverse[row])
         if at not in rankings:
-            rankings[at] = metrics.Ranking(scores[at], n_finite=int(finite[at]))
+            rankings[at] = metrics.Ranking(
+                scores[at], int(finite[at]), head=head_items, bound=float(bounds[row])
+            )
         ranking = rankings[at]
         relevant = np.asarray(relevant, dtype=np.int64)
         weights = np.asarray(weights, dtype=np.float64)

@@ -4,6 +4,11 @@ MLlib's recommendForAllUsers cannot filter items a user already streamed; over-f
 unbounded for heavy users. Here each partition multiplies a block of user vectors by the
 broadcast item matrix and masks seen items exactly. The same code scores the popularity
 baseline: a rank-1 "model" whose item vector is popularity and every user vector is 1.
+
+A top list is exact without scoring every item when item norms are uneven (ALS gives popular
+artists long vectors): a score is at most the user's norm times the item's (Cauchy-Schwarz),
+so a user whose k-th best among the largest-norm items beats that bound for every other item
+is done (``ItemSide.top_lists``).
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from musicrec.model.prepare import ITEM_IDX, USER_IDX
 # Users x items scored at once: 16 MB of float32. Against 20M cells (80 MB) a block's product
 # and its partial sorts stay near the cache: 0.16 against 0.37 ms a user at 160k items, rank 32.
 BLOCK_CELLS = 4_000_000
+# Top lists are first taken from this many items of largest norm. At the large size (160k
+# artists) 1% of them held every sampled user's top 60; the head's product costs 2.6% of the
+# whole one. Not used when the norm just past the head is over HEAD_NORM_SHARE of the largest:
+# too few users would be answered (the related items' unit vectors: none).
+HEAD_ITEMS = 4096
+HEAD_NORM_SHARE = 0.5
+# A float32 product may exceed the exact one by ~rank x 6e-8 of |u| |v|; the bound is widened
+# by far more than that for any rank in use.
+BOUND_SLACK = 1e-4
 
 
 def item_matrix(factors: DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -50,8 +64,11 @@ class ItemSide:
         self.known = np.asarray(known, dtype=bool)
         self.unknown = np.flatnonzero(~self.known)
         self.n_known = int(self.known.sum())
-        norms = np.linalg.norm(items.astype(np.float64), axis=1) if self.n else np.zeros(1)
+        norms = np.linalg.norm(items.astype(np.float64), axis=1) if self.n else np.zeros(0)
         self.max_norm = float(norms.max()) if norms.size else 0.0
+        self._norms = norms
+        self._head: _Head | None | bool = False  # built on first use (publish only)
+        self.answered_by_head = 0  # users whose top list needed only the head, for tests and logs
 
     @staticmethod
     def vectors(block: pd.DataFrame) -> np.ndarray:
@@ -78,13 +95,111 @@ class ItemSide:
         if self.unknown.size:
             scores[:, self.unknown] = -np.inf
         finite = np.full(len(distinct), self.n_known, dtype=np.int64)
-        with np.errstate(over="ignore", invalid="ignore"):
-            bound = np.linalg.norm(distinct.astype(np.float64), axis=1) * self.max_norm
-        bad = ~np.isfinite(bound) | (bound >= np.finfo(np.float32).max)
+        _, bad = self.user_bounds(distinct)
         if bad.any():
             scores[bad] = -np.inf
             finite[bad] = 0
         return scores, np.asarray(inverse).reshape(-1), finite
+
+    def head(self) -> _Head | None:
+        """The known items of largest norm, or None when a head would not prune."""
+        if self._head is False:
+            self._head = _Head.of(self.items_t, self._norms, self.known, self.n_known)
+        return self._head  # type: ignore[return-value]
+
+    def user_bounds(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(each user's norm, whether its products could be non-finite or overflow float32:
+        such a user scores -inf everywhere)."""
+        with np.errstate(over="ignore", invalid="ignore"):
+            norms = np.linalg.norm(users.astype(np.float64), axis=1)
+            bound = norms * self.max_norm
+        return norms, ~np.isfinite(bound) | (bound >= np.finfo(np.float32).max)
+
+    def top_lists(
+        self, users: np.ndarray, seen: object, k: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per user, (the k best known items not in its ``seen`` list, best first, ties by
+        lower index; their scores): ``metrics.top_k`` of its masked row of ``scores``.
+
+        Scored first against the head (``head``); a user whose k-th best there is above its
+        norm times the largest norm outside the head (no outside item can reach it) is done.
+        The others are scored against every item, in one product. ``seen``: per user, item
+        indices or None.
+        """
+        lists: list[tuple[np.ndarray, np.ndarray]] = [(_NO_ITEMS, _NO_SCORES)] * len(users)
+        norms, bad = self.user_bounds(users)
+        pending = np.flatnonzero(~bad)
+        head = self.head()
+        if head is not None and k > 0 and pending.size:
+            answered = np.zeros(len(users), dtype=bool)
+            scores = users[pending] @ head.matrix  # each user its own row: masked in place
+            bounds = norms[pending] * head.rest_norm * (1 + BOUND_SLACK)
+            for at, u in enumerate(pending):
+                row = scores[at]
+                n = head.size - head.mask(row, seen[u])
+                if n < k:
+                    continue
+                kth = np.partition(row, head.size - k)[head.size - k]
+                if kth > bounds[at]:
+                    kept = np.flatnonzero(row >= kth)
+                    ids, values = head.items[kept], row[kept]
+                    order = np.lexsort((ids, -values))[:k]
+                    lists[u] = (ids[order], values[order])
+                    answered[u] = True
+            self.answered_by_head += int(answered.sum())
+            pending = pending[~answered[pending]]
+        if pending.size:
+            scores, inverse, finite = self.scores(users[pending])
+            shared = np.bincount(inverse, minlength=len(scores)) > 1
+            for at, u in enumerate(pending):
+                row, n = scores[inverse[at]], int(finite[inverse[at]])
+                if seen[u] is not None and len(seen[u]) and n:  # type: ignore[arg-type]
+                    # A row several users share is copied before one user's items are masked.
+                    row = row.copy() if shared[inverse[at]] else row
+                    n -= mask_seen(row, seen[u], self.known)
+                best = metrics.top_k(row, k, n_finite=n)
+                lists[u] = (best, row[best])
+        return lists
+
+
+_NO_ITEMS = np.empty(0, dtype=np.int64)
+_NO_SCORES = np.empty(0, dtype=np.float32)
+
+
+class _Head:
+    """The ``HEAD_ITEMS`` known items of largest norm: their ids, their (rank, head) factor
+    matrix, the largest norm among the other known items, every item's place in the head."""
+
+    def __init__(self, items: np.ndarray, matrix: np.ndarray, rest_norm: float, n: int) -> None:
+        self.items, self.matrix, self.rest_norm = items, matrix, rest_norm
+        self.size = items.size
+        self.position = np.full(n, -1, dtype=np.int64)
+        self.position[items] = np.arange(items.size)
+
+    @classmethod
+    def of(
+        cls, items_t: np.ndarray, norms: np.ndarray, known: np.ndarray, n_known: int
+    ) -> _Head | None:
+        size = min(HEAD_ITEMS, n_known)
+        if size == 0 or size >= n_known:  # the head would hold every known item
+            return None
+        order = np.argsort(np.where(known, -norms, np.inf), kind="stable")
+        rest_norm = float(norms[order[size]])  # a known item: size < n_known
+        if rest_norm > HEAD_NORM_SHARE * float(norms[order[0]]):
+            return None
+        items = order[:size]
+        return cls(items, np.ascontiguousarray(items_t[:, items]), rest_norm, norms.size)
+
+    def mask(self, row: np.ndarray, seen: object) -> int:
+        """Set the head scores of ``seen`` items to -inf; returns how many it masked."""
+        if seen is None or len(seen) == 0:  # type: ignore[arg-type]
+            return 0
+        idx = np.asarray(seen, dtype=np.int64)
+        idx = idx[(idx >= 0) & (idx < self.position.size)]
+        places = np.unique(self.position[idx])
+        places = places[places >= 0]
+        row[places] = -np.inf
+        return int(places.size)
 
 
 def mask_seen(row: np.ndarray, seen: object, known: np.ndarray) -> int:
@@ -138,25 +253,14 @@ def recommend_partition(
     side = ItemSide(items, known)
     for pdf in batches:
         for block in side.blocks(pdf):
-            scores, inverse, finite = side.scores(side.vectors(block))
             seen = block["seen"].to_numpy() if exclude_seen else [None] * len(block)
-            # A row several users rank from (equal vectors: the popularity baseline) is copied
-            # before a user's seen items are masked in it; a user's own row is masked in place
-            # (a copy of 160k scores cost 10% of a user's time at the large size).
-            shared = np.bincount(inverse, minlength=len(scores)) > 1
+            lists = side.top_lists(side.vectors(block), seen, k)
             out_u, out_r, out_i, out_s = [], [], [], []
-            for row, user in enumerate(block[USER_IDX].to_numpy()):
-                own = scores[inverse[row]]
-                n = int(finite[inverse[row]])
-                if exclude_seen and seen[row] is not None and len(seen[row]):
-                    if shared[inverse[row]]:
-                        own = own.copy()
-                    n -= mask_seen(own, seen[row], side.known) if n else 0
-                best = metrics.top_k(own, k, n_finite=n)
+            for user, (best, values) in zip(block[USER_IDX].to_numpy(), lists, strict=True):
                 out_u.append(np.full(best.size, user))
                 out_r.append(np.arange(1, best.size + 1))
                 out_i.append(best)
-                out_s.append(own[best])
+                out_s.append(values)
             if out_u:
                 yield pd.DataFrame(
                     {
