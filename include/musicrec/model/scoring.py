@@ -14,6 +14,7 @@ is done (``ItemSide.top_lists``).
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -116,7 +117,7 @@ class ItemSide:
         return norms, ~np.isfinite(bound) | (bound >= np.finfo(np.float32).max)
 
     def top_lists(
-        self, users: np.ndarray, seen: object, k: int
+        self, users: np.ndarray, seen: np.ndarray | list[Any], k: int
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per user, (the k best known items not in its ``seen`` list, best first, ties by
         lower index; their scores): ``metrics.top_k`` of its masked row of ``scores``.
@@ -153,7 +154,7 @@ class ItemSide:
             shared = np.bincount(inverse, minlength=len(scores)) > 1
             for at, u in enumerate(pending):
                 row, n = scores[inverse[at]], int(finite[inverse[at]])
-                if seen[u] is not None and len(seen[u]) and n:  # type: ignore[arg-type]
+                if seen[u] is not None and len(seen[u]) and n:
                     # A row several users share is copied before one user's items are masked.
                     row = row.copy() if shared[inverse[at]] else row
                     n -= mask_seen(row, seen[u], self.known)
