@@ -226,6 +226,56 @@ def test_sqlite_default_publish_switch_rollback(tmp_path):
 
 
 @pytest.mark.unit
+def test_sqlite_loads_each_kind_when_its_source_is_ready_and_switches_after(tmp_path):
+    """The publish step loads one kind while Spark writes the next: ``source`` is asked for
+    each kind in turn, after the previous one is loaded; ``before_switch`` runs once all are,
+    while readers still see the old version; if it raises, nothing is published."""
+    import sqlite3
+
+    store = SqliteStore(path=tmp_path / "serving.db")
+    store.publish("v1", "m1", write_version(tmp_path, 1.0))
+    reader = sqlite3.connect(tmp_path / "serving.db")
+    old_score = "SELECT max(score) FROM recommendations"
+    calls: list[tuple] = []
+    load = store.load
+
+    def recorded_load(cur, table, columns, path):
+        calls.append(("load", table))
+        return load(cur, table, columns, path)
+
+    store.load = recorded_load  # type: ignore[method-assign]
+    folder = write_version(tmp_path, 2.0)
+
+    def source(kind: str) -> Path:
+        calls.append(("source", kind))
+        return folder / kind
+
+    def before_switch() -> None:
+        calls.append(("before switch", reader.execute(old_score).fetchone()[0]))
+
+    store.publish("v2", "m2", Path("/nonexistent"), source=source, before_switch=before_switch)
+    assert calls == [
+        ("source", "recommendations"),
+        ("load", "recommendations__v2"),
+        ("source", "related_items"),
+        ("load", "related_items__v2"),
+        ("source", "items"),
+        ("load", "items__v2"),
+        ("before switch", 1.0),
+    ]
+    assert store.current() == "v2" and reader.execute(old_score).fetchone() == (2.0,)
+
+    def failing_swap() -> None:
+        raise OSError("the Parquet could not be swapped in")
+
+    with pytest.raises(OSError, match="swapped in"):
+        store.publish("v3", "m3", write_version(tmp_path, 3.0), before_switch=failing_swap)
+    assert store.current() == "v2" and reader.execute(old_score).fetchone() == (2.0,)
+    tables = reader.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    assert not [t for (t,) in tables if t.endswith("__v3")]
+
+
+@pytest.mark.unit
 def test_sqlite_loads_nulls_as_null_in_every_column_type(tmp_path):
     """Values reach SQLite through numpy where that is exact; a null stays NULL, never NaN."""
     import sqlite3

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -165,9 +165,22 @@ class Store(ABC):
         return serving["version"] if serving else None
 
     def publish(
-        self, version: str, model: str, parquet_root: Path, keep: int = 3, as_of: str | None = None
+        self,
+        version: str,
+        model: str,
+        parquet_root: Path,
+        keep: int = 3,
+        as_of: str | None = None,
+        source: Callable[[str], Path] | None = None,
+        before_switch: Callable[[], None] | None = None,
     ) -> dict:
-        """Load the version's Parquet into new tables and switch the views, atomically."""
+        """Load the version's Parquet into new tables and switch the views, atomically.
+
+        ``source(kind)``: the kind's Parquet folder, once it is written (default
+        ``parquet_root / kind``): the publish step loads one kind while Spark writes the next.
+        ``before_switch``: called inside the transaction once every kind is loaded, before the
+        views move (the step swaps its Parquet in there); if it raises, nothing is published.
+        """
         check_version(version)
         counts: dict[str, int] = {}
         with self.transaction() as cur:
@@ -177,7 +190,8 @@ class Store(ABC):
                 table = table_name(kind, version)
                 cols = ", ".join(f"{n} {t}" for n, t in columns)
                 cur.execute(self.sql(f"CREATE TABLE {{}} ({cols})", table))
-                counts[kind] = self.load(cur, table, [n for n, _ in columns], parquet_root / kind)
+                path = source(kind) if source else parquet_root / kind
+                counts[kind] = self.load(cur, table, [n for n, _ in columns], path)
                 for i, index in enumerate(indexes):
                     cur.execute(
                         self.sql(f"CREATE INDEX {{}} ON {{}} ({index})", f"{table}__i{i}", table)
@@ -202,6 +216,8 @@ class Store(ABC):
                     as_of,
                 ),
             )
+            if before_switch is not None:
+                before_switch()
             self._switch(cur, version)
             removed = self._retire(cur, keep)
         log.info(

@@ -1,8 +1,9 @@
 """The publish step: a model that passed the gate becomes what users are served.
 
 Writes versioned Parquet under ``serving/versions/<version>/`` and loads it into the serving
-store (PostgreSQL with ``--database-url``, else SQLite under the data root); the switch is one
-transaction. The store's registry is the one record of what is serving; ``list`` shows it and
+store (PostgreSQL with ``--database-url``, else SQLite under the data root), each kind as soon
+as Spark has written it; the Parquet is swapped in and the views switched in one transaction.
+The store's registry is the one record of what is serving; ``list`` shows it and
 ``rollback --version V`` switches back. Retention (``serving.retention``) follows each publish.
 """
 
@@ -12,7 +13,8 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -127,14 +129,41 @@ def build_outputs(
     }
 
 
-def write_version(spark: SparkSession, frames: dict[str, DataFrame], target: Path) -> dict:
-    """Write a version's Parquet aside, then swap it in (``lake.swap``)."""
+def write_and_load(
+    spark: SparkSession,
+    frames: dict[str, DataFrame],
+    target: Path,
+    load: Callable[[Callable[[str], Path], Callable[[], None]], dict],
+) -> tuple[dict, dict]:
+    """Write a version's Parquet aside kind by kind while ``load`` (the store's publish, on a
+    thread of its own) loads each kind as soon as it is written: the database load is one
+    thread, Spark's writes use every core, and the two overlap. The Parquet is swapped in
+    (``lake.swap``) inside the store's transaction, before its views switch. Returns (the
+    store's result, rows written per kind)."""
     staged = swap.staging(target)
-    for kind, frame in frames.items():
-        frame.write.parquet(str(staged / kind))
-    swap.swap_in(staged, target)
+    written: dict[str, Future[Path]] = {kind: Future() for kind in frames}
+
+    def load_as_written() -> dict:
+        # The store's transaction (SQLite: the write lock) opens when there is a kind to load.
+        written[next(iter(frames))].result()
+        return load(lambda kind: written[kind].result(), lambda: swap.swap_in(staged, target))
+
+    with ThreadPoolExecutor(1, thread_name_prefix="serving-load") as pool:
+        loading = pool.submit(load_as_written)
+        try:
+            for kind, frame in frames.items():
+                if loading.done():  # the load failed: stop writing, its error is raised below
+                    break
+                frame.write.parquet(str(staged / kind))
+                written[kind].set_result(staged / kind)
+        except BaseException as error:
+            for waiting in written.values():
+                if not waiting.done():
+                    waiting.set_exception(error)  # the load rolls back
+            raise
+        result = loading.result()
     # Count what was written (Parquet footers), not the frames: that would score users again.
-    return {kind: spark.read.parquet(str(target / kind)).count() for kind in frames}
+    return result, {kind: spark.read.parquet(str(target / kind)).count() for kind in frames}
 
 
 def run(spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -166,8 +195,20 @@ def run(spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace) -> di
         )
         return {**manifest, "switched": False, "serving": serving, "seconds": 0.0}
     model = factors.load(spark, args.model)
-    rows = write_version(spark, build_outputs(spark, cfg, args, model), target)
-    result = store.publish(version, str(args.model), target, keep=cfg.keep, as_of=args.as_of)
+    result, rows = write_and_load(
+        spark,
+        build_outputs(spark, cfg, args, model),
+        target,
+        lambda source, before_switch: store.publish(
+            version,
+            str(args.model),
+            target,
+            keep=cfg.keep,
+            as_of=args.as_of,
+            source=source,
+            before_switch=before_switch,
+        ),
+    )
     removed = retention.apply(store, versions_dir(args.data_root), args.model.parent, cfg.keep)
     return {
         **manifest,
