@@ -158,3 +158,41 @@ def test_even_norms_use_no_head(monkeypatch):
     items /= np.linalg.norm(items, axis=1, keepdims=True)
     monkeypatch.setattr(scoring, "HEAD_ITEMS", 8)
     assert scoring.ItemSide(items, np.ones(40, dtype=bool)).head() is None
+
+
+def test_evaluation_from_the_head_equals_evaluation_without_it(monkeypatch):
+    """Evaluation's top lists and high ranks from the head of largest norms (its own product)
+    give the rows the whole rows give; most users' lists never select from a whole row."""
+    rng = np.random.default_rng(11)
+    n_items, n_users = 120, 40
+    items = rng.integers(-1, 2, (n_items, 3)).astype(np.float32)  # exact products, ties
+    long = rng.choice(n_items, 15, replace=False)
+    items[long] = rng.integers(4, 9, (15, 3))  # popular items most users like
+    known = rng.random(n_items) > 0.1
+    known[long] = True
+    users = rng.integers(0, 4, (n_users, 3)).astype(np.float32)
+    users[:5] = -users[:5]  # and a few users who do not
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.arange(n_users, dtype=np.int32),
+            "features": list(users),
+            "seen": [rng.choice(n_items, 4, replace=False).tolist() for _ in range(n_users)],
+            # Relevant items among the long ones (ranked from the head) and the others.
+            "relevant": [
+                [*rng.choice(long, 2, replace=False).tolist(), int(rng.integers(n_items))]
+                for _ in range(n_users)
+            ],
+            "weights": [[1.0, 2.0, 3.0]] * n_users,
+        }
+    )
+    whole = pd.concat(list(ranking.score_partition(iter([frame]), items, known, ks=(1, 5))))
+    selections = []
+    best = metrics._best
+    monkeypatch.setattr(metrics, "_best", lambda *a: selections.append(1) or best(*a))
+    monkeypatch.setattr(scoring, "HEAD_ITEMS", 15)
+    from_head = pd.concat(list(ranking.score_partition(iter([frame]), items, known, ks=(1, 5))))
+    assert len(from_head) == len(whole) > n_users
+    for (_, a), (_, b) in zip(whole.iterrows(), from_head.iterrows(), strict=True):
+        assert a["top"].tolist() == b["top"].tolist()
+        assert a.drop("top").to_dict() == b.drop("top").to_dict()
+    assert len(selections) < n_users // 2

@@ -150,11 +150,13 @@ class Ranking:
         n_finite: int | None = None,
         head: np.ndarray | None = None,
         bound: float = np.inf,
+        head_scores: np.ndarray | None = None,
     ) -> None:
         """``n_finite`` as in ``top_k``: how many scores are finite, all others being -inf.
         ``head``, ``bound``: items such that every other item scores at most ``bound`` (the
         items of largest norm, ``scoring.ItemSide.head``): a top list whose last score beats
-        the bound, and the rank of an item scored above it, need only the head's scores."""
+        the bound, and the rank of an item scored above it, need only the head's scores
+        (``head_scores``, from a product of their own: a gather from the row costs 10x)."""
         if n_finite is None:
             finite = np.isfinite(scores)
             self.n = int(np.count_nonzero(finite))
@@ -162,7 +164,7 @@ class Ranking:
         else:
             self.n, self.scores = n_finite, scores
         self._head = head if head is not None and head.size else None
-        self._head_scores: np.ndarray | None = None
+        self._head_scores = head_scores
         self._bound = bound
         self._best = np.empty(0, dtype=np.int64)  # the longest prefix of the order found
         self._ascending: np.ndarray | None = None
@@ -227,9 +229,11 @@ class Ranking:
                 if i in ahead:
                     continue
                 if v > self._bound and self._head is not None:  # only head items can be ahead
-                    hv = self.head_scores()
+                    hv, head = self.head_scores(), self._head
+                    # Not the item itself, whatever its score in the head's own product.
                     ahead[i] = int(
-                        np.count_nonzero(hv > v) + np.count_nonzero((hv == v) & (self._head < i))
+                        np.count_nonzero((hv > v) & (head != i))
+                        + np.count_nonzero((hv == v) & (head < i))
                     )
                 else:
                     ahead[i] = int(

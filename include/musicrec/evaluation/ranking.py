@@ -87,7 +87,7 @@ def _block_metrics(
     kmax = max(ks)
     users = side.vectors(block)
     rankings: dict[int, metrics.Ranking] = {}
-    head_items, bounds = None, np.full(len(users), np.inf)
+    head_items, bounds, head_scores = None, np.full(len(users), np.inf), None
     if len(users) and (users == users[0]).all():
         key = users[0].tobytes()
         if key not in shared:
@@ -100,7 +100,7 @@ def _block_metrics(
         scores, inverse, finite = side.scores(users)
         head = side.head()
         if head is not None:  # no item outside the head scores above a user's bound
-            head_items = head.items
+            head_items, head_scores = head.items, users @ head.matrix
             bounds = side.user_bounds(users)[0] * head.rest_norm * (1 + BOUND_SLACK)
     out: dict[str, list] = {USER_IDX: [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
     relevant_lists: list[np.ndarray] = []
@@ -112,7 +112,11 @@ def _block_metrics(
         at = int(inverse[row])
         if at not in rankings:
             rankings[at] = metrics.Ranking(
-                scores[at], int(finite[at]), head=head_items, bound=float(bounds[row])
+                scores[at],
+                int(finite[at]),
+                head=head_items,
+                bound=float(bounds[row]),
+                head_scores=None if head_scores is None else head_scores[row],
             )
         ranking = rankings[at]
         relevant = np.asarray(relevant, dtype=np.int64)

@@ -188,7 +188,7 @@ class _Head:
         rest_norm = float(norms[order[size]])  # a known item: size < n_known
         if rest_norm > HEAD_NORM_SHARE * float(norms[order[0]]):
             return None
-        items = order[:size]
+        items = np.sort(order[:size])  # in index order: a gather from a row reads it forward
         return cls(items, np.ascontiguousarray(items_t[:, items]), rest_norm, norms.size)
 
     def mask(self, row: np.ndarray, seen: object) -> int:
