@@ -68,7 +68,7 @@ class ItemSide:
         norms = np.linalg.norm(items.astype(np.float64), axis=1) if self.n else np.zeros(0)
         self.max_norm = float(norms.max()) if norms.size else 0.0
         self._norms = norms
-        self._head: _Head | None | bool = False  # built on first use (publish only)
+        self._head: _Head | None | bool = False  # built on first use
         self.answered_by_head = 0  # users whose top list needed only the head, for tests and logs
 
     @staticmethod
