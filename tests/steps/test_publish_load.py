@@ -47,7 +47,7 @@ def test_the_load_of_one_kind_overlaps_the_write_of_the_next(spark, tmp_path):
     marker = str(loading)
 
     @F.udf("int")
-    def after_the_load_started(rank: int) -> int:
+    def after_the_load_started(rank):  # no type hints: PySpark would read them as pandas types
         import time
         from pathlib import Path as P
 
@@ -75,7 +75,7 @@ def test_a_failed_write_rolls_the_load_back_and_swaps_nothing(spark, tmp_path):
     )
 
     @F.udf("int")
-    def broken(rank: int) -> int:
+    def broken(rank):
         raise ValueError("a related item that cannot be written")
 
     frames = frames_of(spark, write_version(tmp_path, 2.0), broken)
