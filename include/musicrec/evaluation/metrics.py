@@ -203,8 +203,7 @@ class Ranking:
         if exclude is None or len(exclude) == 0:
             return np.empty(0, dtype=np.int64)
         if self._excluded[0] is not exclude:
-            items = np.unique(np.asarray(exclude, dtype=np.int64))
-            items = items[(items >= 0) & (items < self.scores.size)]
+            items = item_indices(exclude, self.scores.size)
             self._excluded = (exclude, items[np.isfinite(self.scores[items])])
         return self._excluded[1]
 
@@ -285,6 +284,15 @@ class SharedRanking(Ranking):
         """Finite items ahead of each finite item: its position (``n`` for an item that is not
         finite, which ``percentile_ranks`` ranks last anyway)."""
         return self._position[items]
+
+
+def item_indices(items: object, n: int) -> np.ndarray:
+    """``items`` (indices; None or empty for none) as sorted unique int64 indices in [0, n):
+    how a user's seen list is cleaned wherever it masks scores."""
+    if items is None or len(items) == 0:  # type: ignore[arg-type]
+        return np.empty(0, dtype=np.int64)
+    idx = np.unique(np.asarray(items, dtype=np.int64))
+    return idx[(idx >= 0) & (idx < n)]
 
 
 def in_sorted(values: np.ndarray, ordered: np.ndarray) -> np.ndarray:

@@ -18,7 +18,7 @@ from pyspark.sql import functions as F
 
 from musicrec.evaluation import metrics
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
-from musicrec.model.scoring import BOUND_SLACK, ItemSide, spread
+from musicrec.model.scoring import ItemSide, spread
 
 SUBSETS = ("all", "new")
 
@@ -101,7 +101,7 @@ def _block_metrics(
         head = side.head()
         if head is not None:  # no item outside the head scores above a user's bound
             head_items, head_scores = head.items, users @ head.matrix
-            bounds = side.user_bounds(users)[0] * head.rest_norm * (1 + BOUND_SLACK)
+            bounds = head.bounds(side.user_bounds(users)[0])
     out: dict[str, list] = {USER_IDX: [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
     relevant_lists: list[np.ndarray] = []
     columns = zip(

@@ -69,7 +69,7 @@ class ItemSide:
         self.max_norm = float(norms.max()) if norms.size else 0.0
         self._norms = norms
         self._head: _Head | None | bool = False  # built on first use
-        self.answered_by_head = 0  # users whose top list needed only the head, for tests and logs
+        self.answered_by_head = 0  # users whose top list needed only the head (tests read it)
 
     @staticmethod
     def vectors(block: pd.DataFrame) -> np.ndarray:
@@ -134,7 +134,7 @@ class ItemSide:
         if head is not None and k > 0 and pending.size:
             answered = np.zeros(len(users), dtype=bool)
             scores = users[pending] @ head.matrix  # each user its own row: masked in place
-            bounds = norms[pending] * head.rest_norm * (1 + BOUND_SLACK)
+            bounds = head.bounds(norms[pending])
             for at, u in enumerate(pending):
                 row = scores[at]
                 n = head.size - head.mask(row, seen[u])
@@ -188,16 +188,16 @@ class _Head:
         rest_norm = float(norms[order[size]])  # a known item: size < n_known
         if rest_norm > HEAD_NORM_SHARE * float(norms[order[0]]):
             return None
-        items = np.sort(order[:size])  # in index order: a gather from a row reads it forward
+        items = order[:size]
         return cls(items, np.ascontiguousarray(items_t[:, items]), rest_norm, norms.size)
+
+    def bounds(self, user_norms: np.ndarray) -> np.ndarray:
+        """Per user, what no item outside the head can score above."""
+        return user_norms * self.rest_norm * (1 + BOUND_SLACK)
 
     def mask(self, row: np.ndarray, seen: object) -> int:
         """Set the head scores of ``seen`` items to -inf; returns how many it masked."""
-        if seen is None or len(seen) == 0:  # type: ignore[arg-type]
-            return 0
-        idx = np.asarray(seen, dtype=np.int64)
-        idx = idx[(idx >= 0) & (idx < self.position.size)]
-        places = np.unique(self.position[idx])
+        places = self.position[metrics.item_indices(seen, self.position.size)]
         places = places[places >= 0]
         row[places] = -np.inf
         return int(places.size)
@@ -206,10 +206,7 @@ class _Head:
 def mask_seen(row: np.ndarray, seen: object, known: np.ndarray) -> int:
     """Set the scores of ``seen`` items (indices; None or empty for none) to -inf in ``row``;
     returns how many finite scores that took away."""
-    if seen is None or len(seen) == 0:  # type: ignore[arg-type]
-        return 0
-    idx = np.unique(np.asarray(seen, dtype=np.int64))
-    idx = idx[(idx >= 0) & (idx < row.size)]
+    idx = metrics.item_indices(seen, row.size)
     taken = int(np.count_nonzero(known[idx]))
     row[idx] = -np.inf
     return taken
