@@ -105,13 +105,13 @@ def test_recommend_partition_excludes_seen_items_and_ranks_like_brute_force(monk
     )
     monkeypatch.setattr(scoring, "BLOCK_CELLS", 4 * 30)
     out = pd.concat(list(scoring.recommend_partition(iter([frame]), items, known, k=8)))
-    for u in range(10):
+    assert sorted(out["user_idx"]) == list(range(10))  # one row per user: its list
+    for u, listed, values in zip(out["user_idx"], out["item_idx"], out["score"], strict=True):
         scores = items @ frame["features"][u]
         scores[~known] = -np.inf
         scores[seen[u] or []] = -np.inf
-        got = out[out["user_idx"] == u].sort_values("rank")
-        assert got["item_idx"].tolist() == brute_force_order(scores)[:8]
-        assert got["rank"].tolist() == list(range(1, len(got) + 1))
+        assert listed.tolist() == brute_force_order(scores)[:8]
+        np.testing.assert_allclose(values, scores[listed], rtol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(4))

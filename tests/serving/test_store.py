@@ -19,28 +19,37 @@ from musicrec.serving.store import PostgresStore, SqliteStore
 ROOT = Path(__file__).resolve().parents[1]
 
 
+NAMES = {1: "A", 2: "B", 3: None}  # item 3 has no name
+
+
 def write_version(root: Path, marker: float, users: int = 3000) -> Path:
-    """A version whose every score equals ``marker``: a reader can tell versions apart."""
-    n = users * 10
+    """A version whose every score equals ``marker``: a reader can tell versions apart. Each
+    user has 10 recommendations (one row of lists), item 1 two related items; 97 items."""
     recs = pa.table(
         {
-            "user_id": [f"u{i // 10}" for i in range(n)],
-            "rank": [i % 10 + 1 for i in range(n)],
-            "item_id": [f"i{i % 97}" for i in range(n)],
-            "score": [marker] * n,
-            "item_name": [f"Artist {i % 97}" for i in range(n)],
+            "user_id": [f"u{u}" for u in range(users)],
+            "item_idx": pa.array(
+                [[(u * 10 + r) % 97 for r in range(10)] for u in range(users)],
+                pa.list_(pa.int32()),
+            ),
+            "score": pa.array([[marker] * 10] * users, pa.list_(pa.float32())),
         }
     )
     related = pa.table(
         {
-            "item_id": ["i1", "i1"],
-            "rank": [1, 2],
-            "related_item_id": ["i2", "i3"],
-            "similarity": [marker, marker],
-            "related_item_name": ["B", None],
+            "item_idx": pa.array([1], pa.int32()),
+            "related_item_idx": pa.array([[2, 3]], pa.list_(pa.int32())),
+            "similarity": pa.array([[marker, marker]], pa.list_(pa.float32())),
         }
     )
-    items = pa.table({"item_id": ["i1", "i2"], "item_name": ["A", "B"], "streams": [5, 3]})
+    items = pa.table(
+        {
+            "item_idx": pa.array(range(97), pa.int32()),
+            "item_id": [f"i{n}" for n in range(97)],
+            "item_name": [NAMES.get(n, f"Artist {n}") for n in range(97)],
+            "streams": [100 - n for n in range(97)],
+        }
+    )
     folder = root / f"v{marker}"
     for kind, table in (("recommendations", recs), ("related_items", related), ("items", items)):
         (folder / kind).mkdir(parents=True)
@@ -151,7 +160,8 @@ def test_pg_reader_has_select_only_after_switches(pg_db, tmp_path):
         assert conn.execute("SELECT count(*) FROM related_items").fetchone() == (2,)
         assert conn.execute("SELECT item_name FROM items WHERE item_id = 'i1'").fetchone() == ("A",)
         for statement in (
-            "INSERT INTO recommendations VALUES ('x', 1, 'y', 0, NULL)",
+            "INSERT INTO items VALUES ('x', NULL, 0)",  # a view of one table: insertable
+            "UPDATE items SET item_name = 'x'",
             "DELETE FROM items",
             "CREATE TABLE serving.evil (x int)",
             "DROP VIEW recommendations",
@@ -196,21 +206,22 @@ def test_sqlite_default_publish_switch_rollback(tmp_path):
     stop, seen = threading.Event(), []
     conn = sqlite3.connect(tmp_path / "serving.db", check_same_thread=False)
 
-    def read():
+    def read():  # two users' lists: v2 has no user u2500
         return conn.execute(
-            "SELECT count(*), min(score), max(score) FROM recommendations"
+            "SELECT count(*), min(score), max(score) FROM recommendations "
+            "WHERE user_id IN ('u0', 'u2500')"
         ).fetchone()
 
     reader = threading.Thread(target=poll, args=(read, stop, seen))
     reader.start()
     store.publish("v2", "m2", write_version(tmp_path, 2.0, users=1000), as_of="2026-01-02")
     deadline = time.monotonic() + 30
-    while (10000, 2.0, 2.0) not in seen and time.monotonic() < deadline:
+    while (10, 2.0, 2.0) not in seen and time.monotonic() < deadline:
         time.sleep(0.01)  # until the reader has seen the new version
     stop.set()
     reader.join()
-    assert len(seen) > 10 and (10000, 2.0, 2.0) in seen, seen[-3:]
-    assert set(seen) <= {(30000, 1.0, 1.0), (10000, 2.0, 2.0)}, set(seen)
+    assert len(seen) > 10 and (10, 2.0, 2.0) in seen, seen[-3:]
+    assert set(seen) <= {(20, 1.0, 1.0), (10, 2.0, 2.0)}, set(seen)
     assert store.serving()["as_of"] == "2026-01-02" and store.serving()["model"] == "m2"
     store.rollback("v1")
     assert conn.execute("SELECT max(score) FROM recommendations").fetchone() == (1.0,)
@@ -284,6 +295,7 @@ def test_sqlite_loads_nulls_as_null_in_every_column_type(tmp_path):
     pq.write_table(
         pa.table(
             {
+                "item_idx": pa.array([0, 1, 2], pa.int32()),
                 "item_id": pa.array(["i1", None, "i3"], pa.large_string()),
                 "item_name": ["A", None, "C"],
                 "streams": pa.array([5, None, 7], pa.int64()),
@@ -332,3 +344,104 @@ def test_a_registry_from_before_as_of_gains_the_column(tmp_path):
     assert store.serving()["as_of"] is None  # unknown, never guessed
     store.publish("v1", "m1", write_version(tmp_path, 1.0), as_of="2026-01-05")
     assert store.serving()["as_of"] == "2026-01-05"
+
+
+def served_rows(query):
+    """What the three views serve for user u1 and item i1, and the registry's counts."""
+    return (
+        query(
+            "SELECT user_id, rank, item_id, score, item_name FROM recommendations "
+            "WHERE user_id = 'u1' ORDER BY rank"
+        ),
+        query(
+            "SELECT item_id, rank, related_item_id, similarity, related_item_name "
+            "FROM related_items ORDER BY item_id, rank"
+        ),
+        query(
+            "SELECT item_id, item_name, streams FROM items WHERE item_id IN ('i1', 'i3') "
+            "ORDER BY item_id"
+        ),
+        query("SELECT count(*), count(DISTINCT user_id) FROM recommendations"),
+        query("SELECT rows_recommendations, rows_related_items FROM serving_versions"),
+    )
+
+
+EXPECTED = (
+    [("u1", r + 1, f"i{10 + r}", 0.5, f"Artist {10 + r}") for r in range(10)],
+    [("i1", 1, "i2", 0.5, "B"), ("i1", 2, "i3", 0.5, None)],
+    [("i1", "A", 99), ("i3", None, 97)],
+    [(30, 3)],
+    [(30, 2)],
+)
+
+
+@pytest.mark.unit
+def test_sqlite_views_expand_each_list_in_order_with_ids_and_names(tmp_path):
+    import sqlite3
+
+    SqliteStore(path=tmp_path / "serving.db").publish("v1", "m", write_version(tmp_path, 0.5, 3))
+    conn = sqlite3.connect(tmp_path / "serving.db")
+    assert served_rows(lambda q: conn.execute(q).fetchall()) == EXPECTED
+    types = "SELECT DISTINCT typeof(rank), typeof(score), typeof(item_id) FROM recommendations"
+    assert conn.execute(types).fetchall() == [("integer", "real", "text")]
+
+
+@pytest.mark.postgres
+def test_pg_views_expand_each_list_in_order_with_ids_and_names(pg_db, tmp_path):
+    pg_store(pg_db).publish("v1", "m", write_version(tmp_path, 0.5, 3))
+    with psycopg.connect(pg_db["publisher"]) as conn:
+        assert served_rows(lambda q: conn.execute(q).fetchall()) == EXPECTED
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(
+    "score, message",
+    [
+        (pa.array([[1.0, float("nan")]], pa.list_(pa.float32())), "not finite"),
+        (pa.array([[1.0]], pa.list_(pa.float32())), "different lengths"),
+        (pa.array([None], pa.list_(pa.float32())), "null"),
+        (pa.array([[1.0, None]], pa.list_(pa.float32())), "null"),
+    ],
+)
+def test_a_list_no_view_can_serve_is_refused_and_nothing_is_published(tmp_path, score, message):
+    store = SqliteStore(path=tmp_path / "serving.db")
+    store.publish("v1", "m", write_version(tmp_path, 1.0, 3))
+    folder = write_version(tmp_path, 2.0, 3)
+    bad = pa.table(
+        {"user_id": ["u0"], "item_idx": pa.array([[1, 2]], pa.list_(pa.int32())), "score": score}
+    )
+    pq.write_table(bad, folder / "recommendations" / "part-0.parquet")
+    with pytest.raises(ValueError, match=message):
+        store.publish("v2", "m", folder)
+    assert store.current() == "v1"
+
+
+@pytest.mark.unit
+def test_a_version_published_before_lists_is_still_served_after_a_rollback(tmp_path):
+    """Tables of a row per recommendation (names in every row), as publish wrote them before
+    lists: rollback serves them as they are, and the next publish switches to lists."""
+    import sqlite3
+
+    db = tmp_path / "serving.db"
+    store = SqliteStore(path=db)
+    store.publish("v1", "m", write_version(tmp_path, 0.5, 3))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            'CREATE TABLE "recommendations__old" (user_id TEXT, rank INTEGER, '
+            "item_id TEXT, score REAL, item_name TEXT)"
+        )
+        conn.execute("""INSERT INTO "recommendations__old" VALUES ('u1', 1, 'i7', 0.25, 'G')""")
+        conn.execute(
+            'CREATE TABLE "related_items__old" (item_id TEXT, rank INTEGER, '
+            "related_item_id TEXT, similarity REAL, related_item_name TEXT)"
+        )
+        conn.execute('CREATE TABLE "items__old" (item_id TEXT, item_name TEXT, streams INTEGER)')
+        conn.execute(
+            "INSERT INTO serving_versions (version, model, published_at, is_current) "
+            "VALUES ('old', 'm0', '2026-01-01', 0)"
+        )
+    store.rollback("old")
+    read = sqlite3.connect(db)
+    assert read.execute("SELECT * FROM recommendations").fetchall() == [("u1", 1, "i7", 0.25, "G")]
+    store.rollback("v1")
+    assert served_rows(lambda q: read.execute(q).fetchall())[0] == EXPECTED[0]

@@ -20,7 +20,7 @@ def frames_of(spark, folder: Path, related_udf=None) -> dict:
     frames = {k: spark.read.parquet(str(folder / k)) for k in ("recommendations", "related_items")}
     if related_udf is not None:
         related = frames["related_items"]
-        frames["related_items"] = related.withColumn("rank", related_udf(F.col("rank")))
+        frames["related_items"] = related.withColumn("item_idx", related_udf(F.col("item_idx")))
     frames["items"] = spark.read.parquet(str(folder / "items"))
     return frames
 
@@ -47,7 +47,7 @@ def test_the_load_of_one_kind_overlaps_the_write_of_the_next(spark, tmp_path):
     marker = str(loading)
 
     @F.udf("int")
-    def after_the_load_started(rank):  # no type hints: PySpark would read them as pandas types
+    def after_the_load_started(item):  # no type hints: PySpark would read them as pandas types
         import time
         from pathlib import Path as P
 
@@ -56,13 +56,13 @@ def test_the_load_of_one_kind_overlaps_the_write_of_the_next(spark, tmp_path):
             if time.monotonic() > deadline:
                 raise RuntimeError("the recommendations were not loaded during this write")
             time.sleep(0.05)
-        return rank
+        return item
 
     target = tmp_path / "versions" / "v1"
     frames = frames_of(spark, write_version(tmp_path, 1.0), after_the_load_started)
-    result, rows = write_and_load(spark, frames, target, load_with(store, "v1", target))
+    result = write_and_load(spark, frames, target, load_with(store, "v1", target))
     assert store.current() == "v1"
-    assert result["rows"] == rows == {"recommendations": 30000, "related_items": 2, "items": 2}
+    assert result["rows"] == {"recommendations": 30000, "related_items": 2, "items": 97}
     assert sorted(p.name for p in target.iterdir()) == ["items", "recommendations", "related_items"]
 
 
@@ -75,7 +75,7 @@ def test_a_failed_write_rolls_the_load_back_and_swaps_nothing(spark, tmp_path):
     )
 
     @F.udf("int")
-    def broken(rank):
+    def broken(item):
         raise ValueError("a related item that cannot be written")
 
     frames = frames_of(spark, write_version(tmp_path, 2.0), broken)

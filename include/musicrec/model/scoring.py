@@ -230,13 +230,14 @@ def recommend(
     k: int,
     exclude_seen: bool = True,
 ) -> DataFrame:
-    """users: (user_idx, features, seen) -> (user_idx, rank, item_idx, score), rank from 1."""
+    """users: (user_idx, features, seen) -> (user_idx, item_idx, score): per user its best
+    ``k`` items, best first, as two arrays (a user without any is left out)."""
     bc_items, bc_known = spark.sparkContext.broadcast(items), spark.sparkContext.broadcast(known)
 
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return recommend_partition(batches, bc_items.value, bc_known.value, k, exclude_seen)
 
-    schema = f"{USER_IDX} int, rank int, {ITEM_IDX} int, score float"
+    schema = f"{USER_IDX} int, {ITEM_IDX} array<int>, score array<float>"
     return spread(spark, users).mapInPandas(run, schema)
 
 
@@ -253,18 +254,12 @@ def recommend_partition(
         for block in side.blocks(pdf):
             seen = block["seen"].to_numpy() if exclude_seen else [None] * len(block)
             lists = side.top_lists(side.vectors(block), seen, k)
-            out_u, out_r, out_i, out_s = [], [], [], []
-            for user, (best, values) in zip(block[USER_IDX].to_numpy(), lists, strict=True):
-                out_u.append(np.full(best.size, user))
-                out_r.append(np.arange(1, best.size + 1))
-                out_i.append(best)
-                out_s.append(values)
-            if out_u:
+            listed = [at for at, (best, _) in enumerate(lists) if best.size]
+            if listed:
                 yield pd.DataFrame(
                     {
-                        USER_IDX: np.concatenate(out_u).astype(np.int32),
-                        "rank": np.concatenate(out_r).astype(np.int32),
-                        ITEM_IDX: np.concatenate(out_i).astype(np.int32),
-                        "score": np.concatenate(out_s).astype(np.float32),
+                        USER_IDX: block[USER_IDX].to_numpy()[listed].astype(np.int32),
+                        ITEM_IDX: [lists[at][0].astype(np.int32) for at in listed],
+                        "score": [lists[at][1].astype(np.float32) for at in listed],
                     }
                 )

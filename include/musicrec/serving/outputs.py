@@ -1,5 +1,8 @@
 """What a published version holds: top-N unseen items per user, related items, item names.
 
+A user's (an item's) list is one row of two arrays, item indices and scores, best first; the
+items table maps an index to its id and name once (the serving store's views join them).
+
 Transforms over frames the publish step reads: the model's factors, the interactions of its
 date (what each user already streamed), the id dictionaries and the accepted events (names).
 """
@@ -57,28 +60,23 @@ def recommendations(
     items: np.ndarray,
     known: np.ndarray,
     users_dict: DataFrame,
-    item_table: DataFrame,
     top_n: int,
 ) -> DataFrame:
-    """(user_id, rank, item_id, score, item_name): the best ``top_n`` items each user has
-    not streamed, ranked from 1."""
+    """(user_id, item_idx, score): per user the best ``top_n`` items it has not streamed, best
+    first, as two arrays (ids and names are in the items table, once)."""
     seen = seen_pairs.groupBy(USER_IDX).agg(F.collect_set(ITEM_IDX).alias("seen"))
     users = user_factors.select(F.col("id").alias(USER_IDX), "features").join(
         seen, USER_IDX, "left"
     )
     recs = scoring.recommend(spark, users, items, known, top_n, exclude_seen=True)
-    return (
-        recs.join(users_dict, USER_IDX)
-        .join(item_table.select(ITEM_IDX, ITEM_ID, "item_name"), ITEM_IDX)
-        .select(c.USER_ID, "rank", ITEM_ID, "score", "item_name")
-    )
+    return recs.join(users_dict, USER_IDX).select(c.USER_ID, ITEM_IDX, "score")
 
 
 def related_items(
-    spark: SparkSession, items: np.ndarray, known: np.ndarray, item_table: DataFrame, top_n: int
+    spark: SparkSession, items: np.ndarray, known: np.ndarray, top_n: int
 ) -> DataFrame:
-    """(item_id, rank, related_item_id, similarity, related_item_name): the ``top_n`` nearest
-    items by cosine similarity of item factors, the item itself excluded."""
+    """(item_idx, related_item_idx, similarity): per item its ``top_n`` nearest items by
+    cosine similarity of item factors, the item itself excluded, nearest first, as arrays."""
     unit = unit_rows(items)
     ids = np.flatnonzero(known).astype(np.int32)
     # Built as Arrow, not Python tuples: 160k rows of 32 floats at the large size.
@@ -86,22 +84,8 @@ def related_items(
     own = pa.ListArray.from_arrays(pa.array(np.arange(ids.size + 1, dtype=np.int32)), ids)
     item_rows = spark.createDataFrame(rows.append_column("seen", own))
     related = scoring.recommend(spark, item_rows, unit, known, top_n, exclude_seen=True)
-    lookup = item_table.select(ITEM_IDX, ITEM_ID, "item_name")
-    return (
-        related.join(lookup.withColumnRenamed(ITEM_IDX, USER_IDX), USER_IDX)
-        .join(
-            lookup.select(
-                F.col(ITEM_IDX),
-                F.col(ITEM_ID).alias("related_item_id"),
-                F.col("item_name").alias("related_item_name"),
-            ),
-            ITEM_IDX,
-        )
-        .select(
-            ITEM_ID,
-            "rank",
-            "related_item_id",
-            F.col("score").alias("similarity"),
-            "related_item_name",
-        )
+    return related.select(
+        F.col(USER_IDX).alias(ITEM_IDX),
+        F.col(ITEM_IDX).alias("related_item_idx"),
+        F.col("score").alias("similarity"),
     )

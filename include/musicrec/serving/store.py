@@ -2,9 +2,16 @@
 
 PostgreSQL when a database URL is given (bulk COPY), else an embedded SQLite file. Every
 published version gets its own tables ``<kind>__<version>``; consumers read the views
-``recommendations``, ``related_items`` and ``items``, which one transaction re-points to the
-new version: readers see the complete old version or the complete new one, never a mix.
-SQL is parameterised; identifiers (version names) are quoted, never formatted into SQL.
+``recommendations`` (user_id, rank, item_id, score, item_name), ``related_items`` (item_id,
+rank, related_item_id, similarity, related_item_name) and ``items`` (item_id, item_name,
+streams), which one transaction re-points to the new version: readers see the complete old
+version or the complete new one, never a mix. SQL is parameterised; identifiers (version
+names) are quoted, never formatted into SQL.
+
+A version stores each user's (and each item's) ranked list as one row of two arrays (item
+indices, scores: PostgreSQL arrays, JSON text in SQLite), and item ids and names once, in
+``items``; the views expand the lists and join the names. At the large size that is 293k rows
+instead of 18M: the row count, not the bytes, is what a database load costs.
 
 The registry table ``serving_versions`` is the one record of what is serving: its current row
 names the version, the model it was built from and the date it is as of. Publish, rollback,
@@ -21,38 +28,36 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from musicrec.exceptions import ConfigError
 
 log = logging.getLogger(__name__)
 
+# kind: (its Parquet columns with portable types, index column lists). A "[]" type is a list:
+# one row holds a user's (an item's) whole ranked list; the view numbers its elements from 1.
 KINDS: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
-    # kind: (columns with portable types, index column lists)
     "recommendations": (
-        [
-            ("user_id", "TEXT"),
-            ("rank", "INTEGER"),
-            ("item_id", "TEXT"),
-            ("score", "REAL"),
-            ("item_name", "TEXT"),
-        ],
-        ["user_id, rank"],
+        [("user_id", "TEXT"), ("item_idx", "INTEGER[]"), ("score", "REAL[]")],
+        ["user_id"],
     ),
     "related_items": (
-        [
-            ("item_id", "TEXT"),
-            ("rank", "INTEGER"),
-            ("related_item_id", "TEXT"),
-            ("similarity", "REAL"),
-            ("related_item_name", "TEXT"),
-        ],
-        ["item_id, rank"],
+        [("item_idx", "INTEGER"), ("related_item_idx", "INTEGER[]"), ("similarity", "REAL[]")],
+        ["item_idx"],
     ),
-    "items": ([("item_id", "TEXT"), ("item_name", "TEXT"), ("streams", "INTEGER")], ["item_id"]),
+    "items": (
+        [
+            ("item_idx", "INTEGER"),
+            ("item_id", "TEXT"),
+            ("item_name", "TEXT"),
+            ("streams", "INTEGER"),
+        ],
+        ["item_idx", "item_id"],
+    ),
 }
 REGISTRY = "serving_versions"
 MAX_VERSION_BYTES = 40  # PostgreSQL identifiers are cut at 63 bytes: keep room for the kind
@@ -70,6 +75,37 @@ def table_name(kind: str, version: str) -> str:
 
 def _batches(path: Path, columns: list[str]) -> Iterator[pa.RecordBatch]:
     yield from pq.ParquetDataset(str(path)).read(columns=columns).to_batches(50_000)
+
+
+def _list_text(column: pa.Array, brackets: str) -> pa.Array:
+    """A list column of numbers as text, a row's list in one value: "[3,1]" (JSON, SQLite) or
+    "{3,1}" (a PostgreSQL array literal). Arrow writes the numbers in C++ (floats in their
+    shortest round-trip form). A null list or element, or a number that is not finite (no JSON
+    or array literal can hold it), is refused."""
+    values = pc.list_flatten(column)
+    if column.null_count or values.null_count:
+        raise ValueError(f"a ranked list or one of its elements is null: {column.type}")
+    if pa.types.is_floating(values.type) and not pc.all(pc.is_finite(values)).as_py():
+        raise ValueError("a ranked list holds a score that is not finite")
+    text = pc.binary_join(pc.cast(column, pa.list_(pa.string())), ",")
+    return pc.binary_join_element_wise(brackets[0], text, brackets[1], "")
+
+
+def _flat(batch: pa.RecordBatch, columns: list[str], brackets: str) -> tuple[list[pa.Array], int]:
+    """The batch's ``columns`` with each list column as text (``_list_text``), and how many
+    served rows the batch holds: its lists' elements (a row's lists must be of equal length),
+    else its rows."""
+    lists = [name for name in columns if pa.types.is_list(batch.schema.field(name).type)]
+    if not lists:
+        return [batch.column(name) for name in columns], batch.num_rows
+    arrays = [
+        _list_text(batch.column(name), brackets) if name in lists else batch.column(name)
+        for name in columns
+    ]
+    lengths = [pc.list_value_length(batch.column(name)) for name in lists]
+    if any(not pc.all(pc.equal(lengths[0], other)).as_py() for other in lengths[1:]):
+        raise ValueError(f"lists {lists} of different lengths in one row")
+    return arrays, int(pc.sum(lengths[0]).as_py() or 0)
 
 
 def _python_values(column: pa.Array) -> list:
@@ -106,8 +142,8 @@ class Store(ABC):
         """``template`` with each ``{}`` replaced by a quoted identifier from ``names``."""
 
     @abstractmethod
-    def replace_view(self, cur: Any, view: str, table: str) -> None:
-        """Point ``view`` at ``table`` (and re-grant readers where the database has roles)."""
+    def replace_view(self, cur: Any, view: str, query: Any) -> None:
+        """(Re)define ``view`` as ``query`` (and re-grant readers where the database has roles)."""
 
     @abstractmethod
     def list_tables(self, cur: Any) -> list[str]:
@@ -115,6 +151,11 @@ class Store(ABC):
 
     param = "?"
     drop_table = "DROP TABLE IF EXISTS {}"
+    # Per kind, its view over a version's tables: {0} the kind's table, {1} the version's items.
+    views: ClassVar[dict[str, str]] = {}
+
+    def table_type(self, portable: str) -> str:
+        return portable
 
     # --- shared -------------------------------------------------------------------------------
     @abstractmethod
@@ -188,7 +229,7 @@ class Store(ABC):
             dropped = self._drop_unregistered(cur, also=version)
             for kind, (columns, indexes) in KINDS.items():
                 table = table_name(kind, version)
-                cols = ", ".join(f"{n} {t}" for n, t in columns)
+                cols = ", ".join(f"{n} {self.table_type(t)}" for n, t in columns)
                 cur.execute(self.sql(f"CREATE TABLE {{}} ({cols})", table))
                 path = source(kind) if source else parquet_root / kind
                 counts[kind] = self.load(cur, table, [n for n, _ in columns], path)
@@ -236,8 +277,13 @@ class Store(ABC):
             self._switch(cur, version)
 
     def _switch(self, cur: Any, version: str) -> None:
+        items = table_name("items", version)
+        # A version published before lists (a row per recommendation, names in every row)
+        # is served as it was stored: rollback to it still works.
+        flat = "item_idx" not in self.columns(cur, items)
         for kind in KINDS:
-            self.replace_view(cur, kind, table_name(kind, version))
+            query = "SELECT * FROM {0}" if flat else self.views[kind]
+            self.replace_view(cur, kind, self.sql(query, table_name(kind, version), items))
         cur.execute(
             self.sql(
                 f"UPDATE {{}} SET is_current = CASE WHEN version = {self.param} THEN 1 ELSE 0 END",
@@ -279,6 +325,29 @@ class Store(ABC):
 @dataclass
 class SqliteStore(Store):
     path: Path = Path("serving.db")
+    # A list is JSON text; json_each numbers its elements from 0 and the scores are read at
+    # the same place.
+    views = {
+        "recommendations": (
+            "SELECT r.user_id AS user_id, j.key + 1 AS rank, i.item_id AS item_id, "
+            "CAST(json_extract(r.score, '$[' || j.key || ']') AS REAL) AS score, "
+            "i.item_name AS item_name "
+            "FROM {0} AS r JOIN json_each(r.item_idx) AS j "
+            "LEFT JOIN {1} AS i ON i.item_idx = j.value"
+        ),
+        "related_items": (
+            "SELECT s.item_id AS item_id, j.key + 1 AS rank, i.item_id AS related_item_id, "
+            "CAST(json_extract(r.similarity, '$[' || j.key || ']') AS REAL) AS similarity, "
+            "i.item_name AS related_item_name "
+            "FROM {0} AS r JOIN {1} AS s ON s.item_idx = r.item_idx "
+            "JOIN json_each(r.related_item_idx) AS j "
+            "LEFT JOIN {1} AS i ON i.item_idx = j.value"
+        ),
+        "items": "SELECT item_id, item_name, streams FROM {0}",
+    }
+
+    def table_type(self, portable: str) -> str:
+        return "TEXT" if portable.endswith("[]") else portable  # JSON
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Cursor]:
@@ -309,14 +378,14 @@ class SqliteStore(Store):
         statement = self.sql(f"INSERT INTO {{}} ({', '.join(columns)}) VALUES ({marks})", table)
         n = 0
         for batch in _batches(path, columns):
-            rows = list(zip(*(_python_values(batch.column(c)) for c in columns), strict=True))
-            cur.executemany(statement, rows)
-            n += len(rows)
+            arrays, served = _flat(batch, columns, "[]")
+            cur.executemany(statement, zip(*(_python_values(a) for a in arrays), strict=True))
+            n += served
         return n
 
-    def replace_view(self, cur: sqlite3.Cursor, view: str, table: str) -> None:
+    def replace_view(self, cur: sqlite3.Cursor, view: str, query: str) -> None:
         cur.execute(self.sql("DROP VIEW IF EXISTS {}", view))
-        cur.execute(self.sql("CREATE VIEW {} AS SELECT * FROM {}", view, table))
+        cur.execute(self.sql("CREATE VIEW {} AS ", view) + query)
 
     def list_tables(self, cur: sqlite3.Cursor) -> list[str]:
         cur.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -334,6 +403,23 @@ class PostgresStore(Store):
     # Replacing the version being served drops its views too; the same transaction recreates
     # them (and their grants) before anyone can see the gap.
     drop_table = "DROP TABLE IF EXISTS {} CASCADE"
+    views = {
+        "recommendations": (
+            "SELECT r.user_id, u.rank::integer AS rank, i.item_id, u.score, i.item_name "
+            "FROM {0} AS r CROSS JOIN LATERAL unnest(r.item_idx, r.score) "
+            "WITH ORDINALITY AS u(item_idx, score, rank) "
+            "LEFT JOIN {1} AS i ON i.item_idx = u.item_idx"
+        ),
+        "related_items": (
+            "SELECT s.item_id, u.rank::integer AS rank, i.item_id AS related_item_id, "
+            "u.similarity, i.item_name AS related_item_name "
+            "FROM {0} AS r JOIN {1} AS s ON s.item_idx = r.item_idx "
+            "CROSS JOIN LATERAL unnest(r.related_item_idx, r.similarity) "
+            "WITH ORDINALITY AS u(item_idx, similarity, rank) "
+            "LEFT JOIN {1} AS i ON i.item_idx = u.item_idx"
+        ),
+        "items": "SELECT item_id, item_name, streams FROM {0}",
+    }
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
@@ -357,16 +443,19 @@ class PostgresStore(Store):
         n = 0
         with cur.copy(statement) as copy:
             for batch in _batches(path, columns):
+                arrays, served = _flat(batch, columns, "{}")
                 sink = pa.BufferOutputStream()
                 pcsv.write_csv(
-                    pa.Table.from_batches([batch]), sink, pcsv.WriteOptions(include_header=False)
+                    pa.Table.from_arrays(arrays, names=columns),
+                    sink,
+                    pcsv.WriteOptions(include_header=False),
                 )
                 copy.write(sink.getvalue().to_pybytes())
-                n += batch.num_rows
+                n += served
         return n
 
-    def replace_view(self, cur: Any, view: str, table: str) -> None:
-        cur.execute(self.sql("CREATE OR REPLACE VIEW {} AS SELECT * FROM {}", view, table))
+    def replace_view(self, cur: Any, view: str, query: Any) -> None:
+        cur.execute(self.sql("CREATE OR REPLACE VIEW {} AS ", view) + query)
         if self.reader_role:
             # Grants stay on a replaced view, but say it again: least privilege is explicit.
             cur.execute(self.sql("GRANT SELECT ON {} TO {}", view, self.reader_role))

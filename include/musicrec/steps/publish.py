@@ -116,16 +116,14 @@ def build_outputs(
     events = window_events(spark, args, level)
     names_path = args.data_root / c.ITEM_NAMES / level
     names = spark.read.parquet(str(names_path)) if names_path.is_dir() else None
-    item_table = outputs.item_names(
-        events, dictionary.join(streams, ITEM_IDX), level, names
-    ).cache()
+    item_table = outputs.item_names(events, dictionary.join(streams, ITEM_IDX), level, names)
     users_dict = spark.read.parquet(str(args.data_root / c.DICTIONARIES / "users"))
     return {
         "recommendations": outputs.recommendations(
-            spark, model.users, seen_pairs, items, known, users_dict, item_table, cfg.top_n
+            spark, model.users, seen_pairs, items, known, users_dict, cfg.top_n
         ),
-        "related_items": outputs.related_items(spark, items, known, item_table, cfg.related_n),
-        "items": item_table.select("item_id", "item_name", F.col("streams").cast("long")),
+        "related_items": outputs.related_items(spark, items, known, cfg.related_n),
+        "items": item_table.select(ITEM_IDX, "item_id", "item_name", F.col("streams").cast("long")),
     }
 
 
@@ -134,12 +132,12 @@ def write_and_load(
     frames: dict[str, DataFrame],
     target: Path,
     load: Callable[[Callable[[str], Path], Callable[[], None]], dict],
-) -> tuple[dict, dict]:
+) -> dict:
     """Write a version's Parquet aside kind by kind while ``load`` (the store's publish, on a
     thread of its own) loads each kind as soon as it is written: the database load is one
     thread, Spark's writes use every core, and the two overlap. The Parquet is swapped in
-    (``lake.swap``) inside the store's transaction, before its views switch. Returns (the
-    store's result, rows written per kind)."""
+    (``lake.swap``) inside the store's transaction, before its views switch. Returns the
+    store's result (its ``rows``: what the views serve, per kind)."""
     staged = swap.staging(target)
     written: dict[str, Future[Path]] = {kind: Future() for kind in frames}
 
@@ -161,9 +159,7 @@ def write_and_load(
                 if not waiting.done():
                     waiting.set_exception(error)  # the load rolls back
             raise
-        result = loading.result()
-    # Count what was written (Parquet footers), not the frames: that would score users again.
-    return result, {kind: spark.read.parquet(str(target / kind)).count() for kind in frames}
+        return loading.result()
 
 
 def run(spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace) -> dict[str, Any]:
@@ -195,7 +191,7 @@ def run(spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace) -> di
         )
         return {**manifest, "switched": False, "serving": serving, "seconds": 0.0}
     model = factors.load(spark, args.model)
-    result, rows = write_and_load(
+    result = write_and_load(
         spark,
         build_outputs(spark, cfg, args, model),
         target,
@@ -217,7 +213,7 @@ def run(spark: SparkSession, cfg: PublishConfig, args: argparse.Namespace) -> di
             "parquet": str(target),
             "database": "postgresql" if args.database_url else str(args.data_root / SQLITE_FILE),
         },
-        "rows": rows,
+        "rows": result["rows"],
         "db": result,
         "retention_removed": removed,
         "seconds": round(time.monotonic() - started, 2),
