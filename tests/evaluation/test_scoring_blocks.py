@@ -196,3 +196,43 @@ def test_evaluation_from_the_head_equals_evaluation_without_it(monkeypatch):
         assert a["top"].tolist() == b["top"].tolist()
         assert a.drop("top").to_dict() == b.drop("top").to_dict()
     assert len(selections) < n_users // 2
+
+
+@pytest.mark.parametrize("seed, n_items", [(0, 60), (1, 60), (2, 12), (3, 3), (4, 2)])
+def test_users_sharing_one_row_get_the_per_user_paths_rows_without_a_loop(seed, n_items):
+    """The popularity baseline: every user ranks from one row. The flat-array path gives the
+    per-user path's rows: duplicate, out-of-range and unknown seen items, seen lists longer
+    than the top list, cold and seen relevant items, ties, catalogues shorter than k."""
+    rng = np.random.default_rng(seed)
+    n_users = 40
+    items = np.zeros((n_items, 2), np.float32)
+    items[:, 0] = rng.integers(0, 5, n_items)  # popularity: ties everywhere
+    known = rng.random(n_items) > 0.2
+
+    def some(size: int) -> list[int]:
+        return rng.integers(-2, n_items + 3, size).tolist()  # duplicates, out of range
+
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.arange(n_users, dtype=np.int32) * 3,
+            "features": [np.array([1.0, 0.0], np.float32)] * n_users,
+            "seen": [
+                None if u % 7 == 0 else some(int(rng.integers(0, 60))) for u in range(n_users)
+            ],
+            "relevant": [
+                [i % n_items for i in rng.integers(0, n_items + 2, int(rng.integers(0, 5)))]
+                + [n_items + 1] * (u % 5 == 0)
+                for u in range(n_users)
+            ],
+        }
+    )
+    frame["weights"] = [rng.random(len(r)).tolist() for r in frame["relevant"]]
+    side = scoring.ItemSide(items, known)
+    ks = (1, 5, 50)
+    flat = pd.concat(list(ranking.score_partition(iter([frame]), items, known, ks=ks)))
+    per_user = ranking._block_metrics(frame, side, ranking.SUBSETS, ks, {})
+    assert len(flat) == len(per_user) > n_users // 2
+    assert flat["subset"].tolist() == per_user["subset"].tolist()
+    for (_, a), (_, b) in zip(flat.iterrows(), per_user.iterrows(), strict=True):
+        assert a["top"].tolist() == b["top"].tolist()
+        assert a.drop("top").to_dict() == pytest.approx(b.drop("top").to_dict(), rel=1e-12)
