@@ -70,20 +70,10 @@ def brute_force_order(scores: np.ndarray) -> list[int]:
     return sorted(np.flatnonzero(np.isfinite(scores)).tolist(), key=lambda i: (-scores[i], i))
 
 
-def with_head(scores: np.ndarray, rng: np.random.Generator) -> Ranking:
-    """A ``Ranking`` given a head (some of the best items and a few others, in no order)
-    and the tightest bound on the others' scores, as ``scoring.ItemSide`` would."""
-    best = np.argsort(-scores, kind="stable")[: int(rng.integers(1, scores.size + 1))]
-    head = rng.permutation(np.union1d(best, rng.choice(scores.size, 3)))
-    rest = np.delete(scores, head)
-    bound = float(rest.max()) if rest.size else -np.inf
-    return Ranking(scores, head=head, bound=bound)
-
-
 @pytest.mark.parametrize(
     ("kind", "count_below"),
-    [(Ranking, 0), (Ranking, 10**9), (SharedRanking, 0), (with_head, 10**9)],
-    ids=["by-sort", "by-counting", "sorted-whole", "from-a-head"],
+    [(Ranking, 0), (Ranking, 10**9), (SharedRanking, 0)],
+    ids=["by-sort", "by-counting", "sorted-whole"],
 )
 @pytest.mark.parametrize("seed", range(20))
 def test_one_ranking_answers_all_and_new_items_like_masking_does(
@@ -97,7 +87,7 @@ def test_one_ranking_answers_all_and_new_items_like_masking_does(
     scores[rng.random(n) < 0.1] = -np.inf
     seen = rng.choice(n, size=int(rng.integers(0, n // 2 + 1)), replace=False)
     items = rng.choice(n, size=int(rng.integers(1, n + 1)), replace=False)
-    ranking = kind(scores, rng) if kind is with_head else kind(scores)
+    ranking = kind(scores)
     masked = scores.copy()
     masked[seen] = -np.inf
     for exclude, reference in ((None, scores), (seen, masked)):
@@ -110,27 +100,6 @@ def test_one_ranking_answers_all_and_new_items_like_masking_does(
         if len(order) <= 1:
             expected = [0.0] * len(items)
         assert ranking.percentile_ranks(items, exclude).tolist() == pytest.approx(expected)
-
-
-def test_a_head_answers_top_lists_and_high_ranks_alone(monkeypatch):
-    """When the head's k-th best beats the bound, neither the top list nor the rank of an
-    item above the bound reads the rest of the row: here one item outside breaks the bound
-    on purpose, and the answers are those of the row without it."""
-    rng = np.random.default_rng(4)
-    scores = rng.standard_normal(5_000).astype(np.float32)
-    head = np.argsort(-scores)[:200]
-    bound = float(np.delete(scores, head).max())
-    liar = int(np.delete(np.arange(scores.size), head)[0])
-    honest = scores.copy()
-    honest[liar] = -np.inf  # what the head's answers must look like
-    scores[liar] = 100.0  # above everything, outside the head, beyond the bound
-    monkeypatch.setattr(metrics, "_best", lambda *_: pytest.fail("selected from the whole row"))
-    ranking = Ranking(scores, head=rng.permutation(head), bound=bound)
-    order = brute_force_order(honest)
-    assert ranking.top(50).tolist() == order[:50]
-    top = np.array(order[:30])
-    expected = [order.index(i) / (scores.size - 1) for i in top.tolist()]
-    assert ranking.percentile_ranks(top).tolist() == pytest.approx(expected)
 
 
 @pytest.mark.parametrize(

@@ -230,9 +230,96 @@ def test_users_sharing_one_row_get_the_per_user_paths_rows_without_a_loop(seed, 
     side = scoring.ItemSide(items, known)
     ks = (1, 5, 50)
     flat = pd.concat(list(ranking.score_partition(iter([frame]), items, known, ks=ks)))
-    per_user = ranking._block_metrics(frame, side, ranking.SUBSETS, ks, {})
+    per_user = per_user_rows(frame, side, ranking.SUBSETS, ks)
     assert len(flat) == len(per_user) > n_users // 2
     assert flat["subset"].tolist() == per_user["subset"].tolist()
     for (_, a), (_, b) in zip(flat.iterrows(), per_user.iterrows(), strict=True):
         assert a["top"].tolist() == b["top"].tolist()
         assert a.drop("top").to_dict() == pytest.approx(b.drop("top").to_dict(), rel=1e-12)
+
+
+def per_user_rows(block, side, subsets, ks):
+    """The reference: each user's questions asked of a ``metrics.Ranking`` of its whole row
+    (the metric definitions, brute-force tested in test_metrics), one user at a time."""
+    kmax = max(ks)
+    scores, inverse, finite = side.scores(side.vectors(block))
+    out = {"user_idx": [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
+    relevant_lists = []
+    columns = zip(
+        block["user_idx"], block["relevant"], block["weights"], block["seen"], strict=True
+    )
+    for row, (user, relevant, weights, seen) in enumerate(columns):
+        ranking_ = metrics.Ranking(scores[inverse[row]], int(finite[inverse[row]]))
+        relevant = np.asarray(relevant, dtype=np.int64)
+        weights = np.asarray(weights, dtype=np.float64)
+        keep = relevant < side.n
+        keep[keep] = side.known[relevant[keep]]
+        relevant, weights = relevant[keep], weights[keep]
+        seen = np.asarray(seen if seen is not None else [], dtype=np.int64)
+        for subset in subsets:
+            exclude = seen if subset == "new" else None
+            rel, w = relevant, weights
+            if exclude is not None and exclude.size:
+                fresh = ~metrics.member(rel, exclude)
+                rel, w = rel[fresh], w[fresh]
+            if rel.size == 0:
+                continue
+            pr = ranking_.percentile_ranks(rel, exclude)
+            out["user_idx"].append(int(user))
+            out["subset"].append(subset)
+            out["epr_num"].append(float((pr * w).sum()))
+            out["epr_den"].append(float(w.sum()))
+            out["top"].append(ranking_.top(kmax, exclude))
+            relevant_lists.append(rel)
+    return ranking._frame(out, relevant_lists, ks)
+
+
+def assert_same_rows(got, expected):
+    assert len(got) == len(expected) > 0
+    assert got["subset"].tolist() == expected["subset"].tolist()
+    for (_, a), (_, b) in zip(got.iterrows(), expected.iterrows(), strict=True):
+        assert a["top"].tolist() == b["top"].tolist()
+        assert a.drop("top").to_dict() == pytest.approx(b.drop("top").to_dict(), rel=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("head_items, ks", [(12, (1, 5)), (4096, (1, 5, 50))])
+def test_block_metrics_equal_each_users_own_ranking(monkeypatch, seed, head_items, ks):
+    """A few long item vectors (ALS's popular items): most questions are answered from the
+    head, some need the whole row (weak users, seen head items, relevant items below the
+    bound); with no head (4096: more than the catalogue) every user gets the whole row, and
+    top lists longer than most users' unseen items. Either way the rows of a per-user ranking
+    of the whole row. Small integers: exact products."""
+    monkeypatch.setattr(scoring, "HEAD_ITEMS", head_items)
+    rng = np.random.default_rng(seed)
+    n_items, n_users = 90, 40
+    items = rng.integers(-1, 2, (n_items, 3)).astype(np.float32)
+    long = rng.choice(n_items, 12, replace=False)
+    items[long] = rng.integers(4, 9, (12, 3))
+    known = rng.random(n_items) > 0.1
+    users = rng.integers(-3, 4, (n_users, 3)).astype(np.float32)
+    users[3] = 1e30  # products overflow: this user ranks nothing
+
+    def some(size):
+        return rng.integers(-2, n_items + 3, size).tolist()  # duplicates, out of range
+
+    frame = pd.DataFrame(
+        {
+            "user_idx": np.arange(n_users, dtype=np.int32) + 100,
+            "features": list(users),
+            "seen": [
+                None if u % 9 == 0 else some(int(rng.integers(0, 30))) for u in range(n_users)
+            ],
+            "relevant": [
+                [*rng.choice(long, int(rng.integers(0, 3)), replace=False).tolist()]
+                + rng.integers(0, n_items + 2, int(rng.integers(0, 3))).tolist()
+                for u in range(n_users)
+            ],
+        }
+    )
+    frame["weights"] = [rng.random(len(r)).tolist() for r in frame["relevant"]]
+    side = scoring.ItemSide(items, known)
+    got = ranking._block_metrics(frame, side, ranking.SUBSETS, ks, {})
+    assert_same_rows(got, per_user_rows(frame, side, ranking.SUBSETS, ks))
+    # With a head, some users were answered without their whole row; without, none.
+    assert (side.answered_by_head > 0) == (head_items < n_items)

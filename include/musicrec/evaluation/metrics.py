@@ -135,38 +135,25 @@ class Ranking:
     """One user's total order over the finite-scored items (score desc, index asc).
 
     It answers both the "all items" and the "new items" questions (the same order with the
-    user's seen items taken out), so an evaluation scores each user once for both subsets.
-    Nothing is sorted whole: the top is a selection (``_best``, or among the head's items
-    when given) of the depth asked, kept for shallower questions; a percentile rank counts
-    the items scored above (a sort, once, only for users with many relevant items).
+    user's seen items taken out) one user at a time: the definition the evaluation's block
+    paths (``ranking._block_metrics``) are tested against. Nothing is sorted whole: the top
+    is a selection (``_best``) of the depth asked, kept for shallower questions; a percentile
+    rank counts the items scored above (a sort, once, only for users with many relevant
+    items).
     """
 
     # Up to this many items, rank by counting (one pass over the row each, 18 us at 160k
     # items); above, by one sort of the row (4 ms there): measured break-even ~220 items.
     COUNT_BELOW = 128
 
-    def __init__(
-        self,
-        scores: np.ndarray,
-        n_finite: int | None = None,
-        head: np.ndarray | None = None,
-        bound: float = np.inf,
-        head_scores: np.ndarray | None = None,
-    ) -> None:
-        """``n_finite`` as in ``top_k``: how many scores are finite, all others being -inf.
-        ``head``, ``bound``: items such that every other item scores at most ``bound`` (the
-        items of largest norm, ``scoring.ItemSide.head``): a top list whose last score beats
-        the bound, and the rank of an item scored above it, need only the head's scores
-        (``head_scores``, from a product of their own: a gather from the row costs 10x)."""
+    def __init__(self, scores: np.ndarray, n_finite: int | None = None) -> None:
+        """``n_finite`` as in ``top_k``: how many scores are finite, all others being -inf."""
         if n_finite is None:
             finite = np.isfinite(scores)
             self.n = int(np.count_nonzero(finite))
             self.scores = scores if self.n == scores.size else np.where(finite, scores, -np.inf)
         else:
             self.n, self.scores = n_finite, scores
-        self._head = head if head is not None and head.size else None
-        self._head_scores = head_scores
-        self._bound = bound
         self._best = np.empty(0, dtype=np.int64)  # the longest prefix of the order found
         self._ascending: np.ndarray | None = None
         self._ahead: dict[int, int] = {}  # item -> items ahead of it, for both subsets
@@ -176,27 +163,8 @@ class Ranking:
         """The first ``depth`` items of the order (at most all finite ones)."""
         depth = min(depth, self.n)
         if depth > self._best.size:
-            best = self._head_best(depth) if self._head is not None else None
-            self._best = _best(self.scores, depth) if best is None else best
+            self._best = _best(self.scores, depth)
         return self._best[:depth]
-
-    def head_scores(self) -> np.ndarray:
-        if self._head_scores is None:
-            self._head_scores = self.scores[self._head]
-        return self._head_scores
-
-    def _head_best(self, depth: int) -> np.ndarray | None:
-        """The first ``depth`` items from the head alone, or None if an item outside could be
-        among them (the depth-th best of the head does not beat the bound)."""
-        head, values = self._head, self.head_scores()
-        if depth > values.size:
-            return None
-        kth = np.partition(values, values.size - depth)[values.size - depth]
-        if not kth > self._bound:
-            return None
-        kept = np.flatnonzero(values >= kth)
-        ids = head[kept]  # type: ignore[index]
-        return ids[np.lexsort((ids, -values[kept]))][:depth]
 
     def _finite(self, exclude: np.ndarray | None) -> np.ndarray:
         """``exclude`` as sorted unique finite-scored items; the same array object asked
@@ -226,16 +194,7 @@ class Ranking:
         if items.size <= self.COUNT_BELOW:
             ahead, row = self._ahead, self.scores
             for i, v in zip(items.tolist(), s.tolist(), strict=True):
-                if i in ahead:
-                    continue
-                if v > self._bound and self._head is not None:  # only head items can be ahead
-                    hv, head = self.head_scores(), self._head
-                    # Not the item itself, whatever its score in the head's own product.
-                    ahead[i] = int(
-                        np.count_nonzero((hv > v) & (head != i))
-                        + np.count_nonzero((hv == v) & (head < i))
-                    )
-                else:
+                if i not in ahead:
                     ahead[i] = int(
                         np.count_nonzero(row[:i] >= v) + np.count_nonzero(row[i + 1 :] > v)
                     )

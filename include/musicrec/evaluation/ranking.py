@@ -8,7 +8,7 @@ model's (``model.scoring``); the metric definitions are ``metrics``'.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,9 @@ from musicrec.model.prepare import ITEM_IDX, USER_IDX
 from musicrec.model.scoring import ItemSide, spread
 
 SUBSETS = ("all", "new")
+# A subset's answers over a block's flat relevant items: which it ranks (not seen, for "new"),
+# their percentile ranks, and a user's top list by its block row.
+Answer = tuple[np.ndarray, np.ndarray, Callable[[int], np.ndarray]]
 
 
 def evaluate(
@@ -93,6 +96,70 @@ def _shared(side: ItemSide, vector: np.ndarray, shared: dict[bytes, metrics.Rank
     return shared[key]
 
 
+class _Lists:
+    """A block's per-user lists as flat arrays: the relevant items the model knows (cold ones
+    leave, as ``cold_items`` reports) with their weights and owners (block rows 0..n-1, in
+    order), and each user's seen items (unique, in range: ``metrics.item_indices``) as sorted
+    (owner, item) keys."""
+
+    def __init__(self, block: pd.DataFrame, side: ItemSide, kmax: int) -> None:
+        n_users = len(block)
+        relevant, owner = _flat(block["relevant"], n_users)
+        weights = np.concatenate(
+            [*(np.asarray(w, dtype=np.float64) for w in block["weights"]), np.empty(0)]
+        )
+        if weights.size != relevant.size:
+            raise ValueError("a user's relevant items and weights differ in length")
+        keep = relevant < side.n
+        keep[keep] = side.known[relevant[keep]]
+        self.relevant, self.owner, self.weights = relevant[keep], owner[keep], weights[keep]
+        self.span = side.n + kmax + 1  # (user, value) keys: an item, a position or j < kmax
+        seen, seen_owner = _flat(block["seen"], n_users)
+        inside = (seen >= 0) & (seen < side.n)
+        # Sorted, then unique: ``np.unique``'s hashing took 0.2 s for 580k keys.
+        keys = np.sort(seen_owner[inside] * self.span + seen[inside])
+        self.seen_keys = keys[np.r_[True, keys[1:] != keys[:-1]]] if keys.size else keys
+        self.seen_owner, self.seen = np.divmod(self.seen_keys, self.span)
+        self.seen_start = np.searchsorted(self.seen_owner, np.arange(n_users + 1))
+        self.start = np.searchsorted(self.owner, np.arange(n_users + 1))
+
+    def fresh(self) -> np.ndarray:
+        """Which relevant items their user has not seen (subset "new")."""
+        return ~metrics.in_sorted(self.owner * self.span + self.relevant, self.seen_keys)
+
+    def seen_ahead(self, seen_scores: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """Per relevant item (score ``s``), its user's seen items ahead of it: scored higher,
+        or equal at a lower index. ``seen_scores``: each seen item's score (-inf for those
+        the "new" ranking does not hold)."""
+        counts = np.diff(self.seen_start)[self.owner]
+        pair = np.repeat(np.arange(self.relevant.size), counts)
+        first = np.repeat(self.seen_start[self.owner] - np.cumsum(counts) + counts, counts)
+        at = first + np.arange(pair.size)
+        es, e = seen_scores[at], self.seen[at]
+        ahead = (es > s[pair]) | ((es == s[pair]) & (e < self.relevant[pair]))
+        return np.bincount(pair, ahead, minlength=self.relevant.size).astype(np.int64)
+
+
+def _head_tops(
+    head: Any, scores: np.ndarray, bounds: np.ndarray, k: int
+) -> tuple[list[np.ndarray | None], np.ndarray]:
+    """Per user (a row of the head's ``scores``, seen items masked as the subset asks), its
+    k best items from the head alone when k of them beat its bound (no other item can be
+    among them), best first, ties by lower index; else None. And which users that was.
+    Selected among the items above the bound (about 300 of the 4,096 at the large size)."""
+    above = scores > bounds[:, None]
+    found = np.count_nonzero(above, axis=1) >= max(k, 1)
+    tops: list[np.ndarray | None] = [None] * len(scores)
+    for u in np.flatnonzero(found):
+        kept = np.flatnonzero(above[u])
+        values = scores[u, kept]
+        kth = np.partition(values, values.size - k)[values.size - k]
+        kept = kept[values >= kth]
+        ids, values = head.items[kept], scores[u, kept]
+        tops[u] = ids[np.lexsort((ids, -values))][:k]
+    return tops, found
+
+
 def _block_metrics(
     block: pd.DataFrame,
     side: ItemSide,
@@ -100,65 +167,102 @@ def _block_metrics(
     ks: tuple[int, ...],
     shared: dict[bytes, metrics.Ranking],
 ) -> pd.DataFrame | None:
-    """One block's rows. ``shared``: when every user of a block has one vector (the
-    popularity baseline), its ranking (``metrics.SharedRanking``: one whole sort) is kept for
-    the next blocks."""
-    kmax = max(ks)
+    """One block's rows, over flat arrays of the block's (user, item) pairs.
+
+    The items of largest norm (``ItemSide.head``) are scored first, in a product of their
+    own: a held-out item scored above its user's bound (no item outside the head reaches it)
+    is ranked among the head's items, and a top list whose last score beats the bound is the
+    head's. Users with a question the head cannot answer are scored against every item, in
+    one product; the others are not. ``shared``: when every user of the block has one vector
+    (the popularity baseline), ``_shared_block_metrics`` answers them from one sort, kept for
+    the next blocks.
+    """
     users = side.vectors(block)
-    rankings: dict[int, metrics.Ranking] = {}
-    head_items, bounds, head_scores = None, np.full(len(users), np.inf), None
     if len(users) and (users == users[0]).all():
-        inverse = np.zeros(len(users), dtype=np.int64)
-        rankings[0] = _shared(side, users[0], shared)
-    else:
-        scores, inverse, finite = side.scores(users)
-        head = side.head()
-        if head is not None:  # no item outside the head scores above a user's bound
-            head_items, head_scores = head.items, users @ head.matrix
-            bounds = head.bounds(side.user_bounds(users)[0])
-    out: dict[str, list] = {USER_IDX: [], "subset": [], "epr_num": [], "epr_den": [], "top": []}
-    relevant_lists: list[np.ndarray] = []
-    columns = zip(
-        block[USER_IDX].tolist(), block["relevant"], block["weights"], block["seen"], strict=True
-    )
-    for row, (user, relevant, weights, seen) in enumerate(columns):
-        # Equal user vectors (the popularity baseline) share one scoring and sort.
-        at = int(inverse[row])
-        if at not in rankings:
-            rankings[at] = metrics.Ranking(
-                scores[at],
-                int(finite[at]),
-                head=head_items,
-                bound=float(bounds[row]),
-                head_scores=None if head_scores is None else head_scores[row],
-            )
-        ranking = rankings[at]
-        relevant = np.asarray(relevant, dtype=np.int64)
-        weights = np.asarray(weights, dtype=np.float64)
-        # Cold items (held out, unknown to the model: not in its training catalogue, or cut by
-        # minimum support) cannot be ranked by it: they leave the relevant set and are
-        # reported apart (``cold_items``); a user with only cold items has no row.
-        keep = relevant < side.n
-        keep[keep] = side.known[relevant[keep]]
-        relevant, weights = relevant[keep], weights[keep]
-        seen = np.asarray(seen if seen is not None else [], dtype=np.int64)
-        ranking.prefix(kmax + seen.size)  # the deepest question first: one partial sort
+        return _shared_block_metrics(block, side, _shared(side, users[0], shared), subsets, ks)
+    kmax, n_users = max(ks), len(block)
+    lists = _Lists(block, side, kmax)
+    rel, owner, seen, seen_owner = lists.relevant, lists.owner, lists.seen, lists.seen_owner
+    norms, bad = side.user_bounds(users)
+    n = np.where(bad, 0, side.n_known)  # a user whose products overflow ranks nothing
+    ranked = side.known[seen] & ~bad[seen_owner]  # seen items the "new" ranking leaves out
+    n_seen = np.bincount(seen_owner[ranked], minlength=n_users)
+    full = ~bad  # users scored against every item
+    head = side.head()
+    head_top: dict[str, list] = {}
+    if head is not None:
+        head_scores = users @ head.matrix
+        bounds = head.bounds(norms)
+        place, seen_place = head.position[rel], head.position[seen]
+        rel_head = np.where(place >= 0, head_scores[owner, np.maximum(place, 0)], -np.inf)
+        answered = np.bincount(owner, ~(rel_head > bounds[owner]), minlength=n_users) == 0
         for subset in subsets:
-            exclude = seen if subset == "new" else None
-            rel, w = relevant, weights
-            if exclude is not None and exclude.size:
-                fresh = ~metrics.member(rel, exclude)
-                rel, w = rel[fresh], w[fresh]
-            if rel.size == 0:
-                continue
-            pr = ranking.percentile_ranks(rel, exclude)
-            out[USER_IDX].append(user)
-            out["subset"].append(subset)
-            out["epr_num"].append(float((pr * w).sum()))
-            out["epr_den"].append(float(w.sum()))
-            out["top"].append(ranking.top(kmax, exclude))
-            relevant_lists.append(rel)
-    return _frame(out, relevant_lists, ks)
+            masked = head_scores
+            if subset == "new":
+                masked = head_scores.copy()
+                masked[seen_owner[seen_place >= 0], seen_place[seen_place >= 0]] = -np.inf
+            head_top[subset], found = _head_tops(head, masked, bounds, kmax)
+            answered &= found
+        full &= ~answered
+        side.answered_by_head += int(np.count_nonzero(answered & ~bad))
+    rows = np.flatnonzero(full)
+    at = np.full(n_users, -1)
+    at[rows] = np.arange(rows.size)
+    scores = users[rows] @ side.items_t
+    if side.unknown.size:
+        scores[:, side.unknown] = -np.inf
+    # Each pair's score, from the user's whole row, else from the head's product (every
+    # relevant item of a user without a whole row is in the head, above the bound).
+    s = np.full(rel.size, -np.inf, dtype=np.float32)
+    whole = full[owner]
+    s[whole] = scores[at[owner[whole]], rel[whole]]
+    # Seen items' scores where the "new" ranking holds them (-inf: never ahead).
+    seen_scores = np.full(seen.size, -np.inf, dtype=np.float32)
+    seen_whole = full[seen_owner] & ranked
+    seen_scores[seen_whole] = scores[at[seen_owner[seen_whole]], seen[seen_whole]]
+    by_head = np.zeros(rel.size, dtype=bool)
+    if head is not None:
+        s[~whole] = rel_head[~whole]
+        by_head = s > bounds[owner]
+        in_head = ~full[seen_owner] & ranked & (seen_place >= 0)
+        seen_scores[in_head] = head_scores[seen_owner[in_head], seen_place[in_head]]
+    # Items ahead of each pair: higher scores, and equal ones at a lower index.
+    ahead = np.zeros(rel.size, dtype=np.int64)
+    if head is not None and by_head.any():  # among the head's items only (not the item)
+        p = np.flatnonzero(by_head)
+        values, ids, v = head_scores[owner[p]], head.items[None, :], s[p, None]
+        ahead[p] = ((values > v) & (ids != rel[p, None])).sum(axis=1)
+        ahead[p] += ((values == v) & (ids < rel[p, None])).sum(axis=1)
+    for q in np.flatnonzero(whole & ~by_head & ~bad[owner]):  # one pass each over the row
+        row, i, v = scores[at[owner[q]]], rel[q], s[q]
+        ahead[q] = np.count_nonzero(row[:i] >= v) + np.count_nonzero(row[i + 1 :] > v)
+
+    def top_of(subset: str) -> Callable[[int], np.ndarray]:
+        def top(u: int) -> np.ndarray:
+            found = head_top[subset][u] if head_top else None
+            if found is not None or not n[u]:
+                return found if found is not None else np.empty(0, dtype=np.int64)
+            row, finite = scores[at[u]], int(n[u])
+            if subset == "new" and n_seen[u]:
+                row = row.copy()
+                row[seen[lists.seen_start[u] : lists.seen_start[u + 1]]] = -np.inf
+                finite -= int(n_seen[u])
+            return metrics.top_k(row, kmax, n_finite=finite)
+
+        return top
+
+    answers: dict[str, Answer] = {}
+    for subset in subsets:
+        if subset == "new":
+            fresh = lists.fresh()
+            before = ahead - lists.seen_ahead(seen_scores, s)
+            candidates = n[owner] - n_seen[owner]
+        else:
+            fresh, before, candidates = np.ones(rel.size, dtype=bool), ahead, n[owner]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pr = np.where(candidates > 1, before / (candidates - 1), 0.0)
+        answers[subset] = (fresh, pr, top_of(subset))
+    return _rows(block, lists, subsets, answers, ks)
 
 
 def _frame(out: dict[str, list], relevant_lists: list[np.ndarray], ks: tuple[int, ...]) -> Any:
@@ -198,78 +302,77 @@ def _shared_block_metrics(
     """``_block_metrics`` for users who all rank from ``ranking``'s one row, without a loop
     over users: an item's rank is its position in the one order, minus (subset "new") the
     user's seen items placed before it; a "new" top list skips the seen positions (the j-th
-    unseen position is j plus the seen positions p_i with p_i - i <= j). Equal rows to the
-    per-user path (tests compare them)."""
+    unseen position is j plus the seen positions p_i with p_i - i <= j). Equal rows to a
+    per-user ranking (tests compare them)."""
     kmax, n_users, n = max(ks), len(block), ranking.n
     order, position = ranking.order, ranking.position
-    relevant, owner = _flat(block["relevant"], n_users)
-    weights = np.concatenate(
-        [*(np.asarray(w, dtype=np.float64) for w in block["weights"]), np.empty(0)]
-    )
-    if weights.size != relevant.size:
-        raise ValueError("a user's relevant items and weights differ in length")
-    keep = relevant < side.n  # cold items leave, as in ``_block_metrics``
-    keep[keep] = side.known[relevant[keep]]
-    relevant, owner, weights = relevant[keep], owner[keep], weights[keep]
-    span = side.n + kmax + 1  # (user, value) keys: value a position, an item or j < kmax
-    # Each user's seen items: unique, in range (``metrics.item_indices``), as (user, item) keys.
-    seen, seen_owner = _flat(block["seen"], n_users)
-    inside = (seen >= 0) & (seen < side.n)
-    seen_keys = np.sort(seen_owner[inside] * span + seen[inside])
-    # Sorted, then unique: ``np.unique``'s hashing took 0.2 s for 580k keys.
-    seen_keys = (
-        seen_keys[np.r_[True, seen_keys[1:] != seen_keys[:-1]]] if seen_keys.size else seen_keys
-    )
-    seen_owner, seen = np.divmod(seen_keys, span)
+    lists = _Lists(block, side, kmax)
+    rel, owner, seen, span = lists.relevant, lists.owner, lists.seen, lists.span
     ranked = position[seen] < n  # finite-scored: what the "new" ranking leaves out
     # (user, position) of each user's finite seen items, sorted: positions ascend per user.
-    seen_at = np.sort(seen_owner[ranked] * span + position[seen[ranked]])
-    n_seen = np.bincount(seen_owner[ranked], minlength=n_users)
-    users = block[USER_IDX].to_numpy()
-    rows: list[tuple[int, int, np.ndarray, np.ndarray]] = []  # (user, subset index, rel, top)
-    parts: dict[str, list] = {"epr_num": [], "epr_den": []}
-    for s_index, subset in enumerate(subsets):
+    seen_at = np.sort(lists.seen_owner[ranked] * span + position[seen[ranked]])
+    n_seen = np.bincount(lists.seen_owner[ranked], minlength=n_users)
+    place = position[rel]
+    answers: dict[str, Answer] = {}
+    for subset in subsets:
         if subset == "new":
-            fresh = ~metrics.in_sorted(owner * span + relevant, seen_keys)
-            rel, rel_owner, w = relevant[fresh], owner[fresh], weights[fresh]
-            place = position[rel]
+            fresh = lists.fresh()
             # Seen positions before each item's, counted among its user's (sorted keys).
             before = place - (
-                np.searchsorted(seen_at, rel_owner * span + place)
-                - np.searchsorted(seen_at, rel_owner * span)
+                np.searchsorted(seen_at, owner * span + place)
+                - np.searchsorted(seen_at, owner * span)
             )
-            candidates = n - n_seen[rel_owner]
+            candidates = n - n_seen[owner]
             tops = _unseen_tops(order, seen_at, n_users, n, kmax, span)
         else:
-            rel, rel_owner, w = relevant, owner, weights
-            before, candidates = position[rel], np.full(rel.size, n)
+            fresh, before, candidates = np.ones(rel.size, bool), place, np.full(rel.size, n)
             tops = [order[:kmax]] * n_users
         with np.errstate(divide="ignore", invalid="ignore"):
-            pr = np.where(
-                candidates > 1,
-                np.where(position[rel] < n, before / (candidates - 1), 1.0),
-                0.0,
-            )
-        counts = np.bincount(rel_owner, minlength=n_users)
-        num = np.bincount(rel_owner, pr * w, minlength=n_users)
-        den = np.bincount(rel_owner, w, minlength=n_users)
+            pr = np.where(candidates > 1, np.where(place < n, before / (candidates - 1), 1.0), 0.0)
+        answers[subset] = (fresh, pr, _listed(tops))
+    return _rows(block, lists, subsets, answers, ks)
+
+
+def _listed(tops: list[np.ndarray]) -> Callable[[int], np.ndarray]:
+    return lambda u: tops[u]
+
+
+def _rows(
+    block: pd.DataFrame,
+    lists: _Lists,
+    subsets: tuple[str, ...],
+    answers: dict[str, Answer],
+    ks: tuple[int, ...],
+) -> pd.DataFrame | None:
+    """The block's rows, by user then subset, from each subset's answers: which relevant
+    items it ranks (``fresh``), their percentile ranks, and a user's top list by its block
+    row (asked only of users with a row). A user with no relevant item in a subset has no
+    row for it."""
+    n_users = len(block)
+    user_of, subset_of, num, den, rel_lists, top_lists = [], [], [], [], [], []
+    for at, subset in enumerate(subsets):
+        fresh, pr, top = answers[subset]
+        rel, owner, w = lists.relevant[fresh], lists.owner[fresh], lists.weights[fresh]
+        counts = np.bincount(owner, minlength=n_users)
+        has = np.flatnonzero(counts)
+        user_of.append(has)
+        subset_of.append(np.full(has.size, at))
+        num.append(np.bincount(owner, pr[fresh] * w, minlength=n_users)[has])
+        den.append(np.bincount(owner, w, minlength=n_users)[has])
         split = np.split(rel, np.cumsum(counts)[:-1])
-        for u in np.flatnonzero(counts):
-            rows.append((int(u), s_index, split[u], tops[u]))
-            parts["epr_num"].append(float(num[u]))
-            parts["epr_den"].append(float(den[u]))
-    if not rows:
-        return None
-    # Rows in the per-user path's order: by user, then subset.
-    sequence = sorted(range(len(rows)), key=lambda r: rows[r][:2])
+        rel_lists += [split[u] for u in has]
+        top_lists += [top(int(u)) for u in has]
+    users, subset_at = np.concatenate(user_of), np.concatenate(subset_of)
+    order = np.lexsort((subset_at, users))
+    ids = block[USER_IDX].to_numpy()
     out: dict[str, list] = {
-        USER_IDX: [int(users[rows[r][0]]) for r in sequence],
-        "subset": [subsets[rows[r][1]] for r in sequence],
-        "epr_num": [parts["epr_num"][r] for r in sequence],
-        "epr_den": [parts["epr_den"][r] for r in sequence],
-        "top": [rows[r][3] for r in sequence],
+        USER_IDX: ids[users[order]].tolist(),
+        "subset": [subsets[i] for i in subset_at[order]],
+        "epr_num": np.concatenate(num)[order].tolist(),
+        "epr_den": np.concatenate(den)[order].tolist(),
+        "top": [top_lists[i] for i in order],
     }
-    return _frame(out, [rows[r][2] for r in sequence], ks)
+    return _frame(out, [rel_lists[i] for i in order], ks)
 
 
 def _unseen_tops(

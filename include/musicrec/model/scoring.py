@@ -69,7 +69,7 @@ class ItemSide:
         self.max_norm = float(norms.max()) if norms.size else 0.0
         self._norms = norms
         self._head: _Head | None | bool = False  # built on first use
-        self.answered_by_head = 0  # users whose top list needed only the head (tests read it)
+        self.answered_by_head = 0  # users the head alone answered, not scored in full (tests)
 
     @staticmethod
     def vectors(block: pd.DataFrame) -> np.ndarray:
