@@ -65,9 +65,10 @@ def score_partition(
     subsets: tuple[str, ...] = SUBSETS,
     ks: tuple[int, ...] = metrics.KS,
 ) -> Iterator[pd.DataFrame]:
-    """``evaluate``'s work on one partition's batches of users, in numpy: per block of users
-    one product with the items (``scoring.ItemSide``), per user one partial sort serving both
-    subsets, and the metrics of the whole block from one (lists x positions) hit matrix."""
+    """``evaluate``'s work on one partition's batches of users, in numpy, a block of users at
+    a time (``scoring.ItemSide``): the head's product, one product with every item for the
+    users the head does not answer, both subsets' ranks and top lists over flat arrays, and
+    the metrics of the whole block from one (lists x positions) hit matrix."""
     side = ItemSide(items, known)
     shared: dict[bytes, metrics.Ranking] = {}  # one vector all of a block has, across blocks
     for pdf in batches:
@@ -147,9 +148,11 @@ def _head_tops(
     k best items from the head alone when k of them beat its bound (no other item can be
     among them), best first, ties by lower index; else None. And which users that was.
     Selected among the items above the bound (about 300 of the 4,096 at the large size)."""
-    above = scores > bounds[:, None]
-    found = np.count_nonzero(above, axis=1) >= max(k, 1)
     tops: list[np.ndarray | None] = [None] * len(scores)
+    if k <= 0:
+        return tops, np.zeros(len(scores), dtype=bool)
+    above = scores > bounds[:, None]
+    found = np.count_nonzero(above, axis=1) >= k
     for u in np.flatnonzero(found):
         kept = np.flatnonzero(above[u])
         values = scores[u, kept]
