@@ -177,11 +177,15 @@ def test_the_first_day_stops_at_prepare_and_the_second_publishes_for_every_user(
 
 
 def published_rows(root: Path, version: str) -> dict[str, list[tuple]]:
+    """Each published table's rows, sorted, a ranked list (an array column) as a tuple."""
     import pyarrow.parquet as pq
+
+    def row(values: dict) -> tuple:
+        return tuple(tuple(v) if isinstance(v, list) else v for v in values.values())
 
     folder = root / c.SERVING / "versions" / version
     return {
-        kind.name: sorted(map(tuple, pq.read_table(kind).to_pandas().itertuples(index=False)))
+        kind.name: sorted(map(row, pq.read_table(kind).to_pylist()))
         for kind in sorted(folder.iterdir())
         if kind.is_dir()
     }
