@@ -25,6 +25,7 @@ from musicrec.evaluation.gate import decide
 from musicrec.exceptions import DataRejectedError, MissingInputError
 from musicrec.lake import io
 from musicrec.model import factors, scoring
+from musicrec.model.prepare import ITEM_IDX, USER_IDX
 from musicrec.runtime.jobs import base_parser
 from musicrec.serving.store import Store, add_store_options, store_for
 
@@ -78,12 +79,15 @@ def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict
     """Score the model and its baselines; returns the manifest with the gate's decision."""
     started = time.monotonic()
     model = factors.load(spark, args.model)
-    train = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_TRAIN).cache()
+    # Only the columns scoring reads are cached: not the 17M train pairs' user and item ids.
+    train = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_TRAIN)
+    train = train.select(USER_IDX, ITEM_IDX).cache()
     holdout = (
         spark.read.parquet(str(args.holdout))
         if args.holdout
         else io.read_split(spark, args.interactions, args.as_of, c.SPLIT_HOLDOUT)
-    ).cache()
+    )
+    holdout = holdout.select(USER_IDX, ITEM_IDX, "streams").cache()
     if holdout.count() == 0:
         raise MissingInputError("the holdout is empty: nothing to evaluate on")
     results: dict[str, dict[str, dict]] = {"all": {}, "new": {}}
