@@ -195,6 +195,36 @@ def test_gate_blocks_a_random_model_and_nothing_is_published(spark, pipeline):
     assert after == before == [(f"artist-{AS_OF}",)]
 
 
+def test_an_explicit_holdout_is_read_by_its_columns_or_refused_by_what_it_lacks(
+    spark, pipeline, tmp_path
+):
+    """``--holdout``: a table of the interactions schema gives the split's rows (only the
+    columns scoring reads); a table without streams, or none, is refused by name."""
+    import argparse
+
+    from musicrec.exceptions import DataRejectedError, MissingInputError
+    from musicrec.lake import io
+    from musicrec.steps import evaluate
+
+    table = pipeline / c.INTERACTIONS / "artist"
+
+    def holdout(path):
+        args = argparse.Namespace(holdout=path, interactions=table, as_of=AS_OF)
+        return evaluate.read_holdout(spark, args)
+
+    explicit = tmp_path / "holdout"
+    io.read_split(spark, table, AS_OF, c.SPLIT_HOLDOUT).write.parquet(str(explicit))
+    split = holdout(None)
+    assert split.columns == list(evaluate.HOLDOUT_COLUMNS) and split.count() > 0
+    assertDataFrameEqual(holdout(explicit), split)
+    lacking = tmp_path / "lacking"
+    spark.read.parquet(str(explicit)).drop("streams").write.parquet(str(lacking))
+    with pytest.raises(DataRejectedError, match="lacks streams"):
+        holdout(lacking)
+    with pytest.raises(MissingInputError, match="no holdout table"):
+        holdout(tmp_path / "nothing")
+
+
 @pytest.mark.postgres
 def test_publish_to_postgres(pipeline, pg_server):
     import psycopg

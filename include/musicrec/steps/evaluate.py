@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from musicrec import config
 from musicrec import constants as c
@@ -75,6 +75,27 @@ def champion(store: Store, as_of: str) -> Path | None:
     return path
 
 
+HOLDOUT_COLUMNS = (USER_IDX, ITEM_IDX, "streams")
+
+
+def read_holdout(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
+    """The holdout's (user_idx, item_idx, streams): the split's, or ``--holdout``'s table,
+    which must have those columns of the interactions schema."""
+    if args.holdout is None:
+        data = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_HOLDOUT)
+    else:
+        if not args.holdout.exists():
+            raise MissingInputError(f"no holdout table at {args.holdout}")
+        data = spark.read.parquet(str(args.holdout))
+        missing = [name for name in HOLDOUT_COLUMNS if name not in data.columns]
+        if missing:
+            raise DataRejectedError(
+                f"the holdout table {args.holdout} lacks {', '.join(missing)}: it needs "
+                f"{', '.join(HOLDOUT_COLUMNS)} of the interactions schema"
+            )
+    return data.select(*HOLDOUT_COLUMNS)
+
+
 def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict[str, Any]:
     """Score the model and its baselines; returns the manifest with the gate's decision."""
     started = time.monotonic()
@@ -82,12 +103,7 @@ def run(spark: SparkSession, gate: GateConfig, args: argparse.Namespace) -> dict
     # Only the columns scoring reads are cached: not the 17M train pairs' user and item ids.
     train = io.read_split(spark, args.interactions, args.as_of, c.SPLIT_TRAIN)
     train = train.select(USER_IDX, ITEM_IDX).cache()
-    holdout = (
-        spark.read.parquet(str(args.holdout))
-        if args.holdout
-        else io.read_split(spark, args.interactions, args.as_of, c.SPLIT_HOLDOUT)
-    )
-    holdout = holdout.select(USER_IDX, ITEM_IDX, "streams").cache()
+    holdout = read_holdout(spark, args).cache()
     if holdout.count() == 0:
         raise MissingInputError("the holdout is empty: nothing to evaluate on")
     results: dict[str, dict[str, dict]] = {"all": {}, "new": {}}
