@@ -25,7 +25,7 @@ from musicrec.evaluation.gate import decide
 from musicrec.exceptions import DataRejectedError, MissingInputError
 from musicrec.lake import io
 from musicrec.model import factors, scoring
-from musicrec.model.prepare import ITEM_IDX, USER_IDX
+from musicrec.model.prepare import ITEM_IDX, STREAMS, USER_IDX
 from musicrec.runtime.jobs import base_parser
 from musicrec.serving.store import Store, add_store_options, store_for
 
@@ -75,7 +75,7 @@ def champion(store: Store, as_of: str) -> Path | None:
     return path
 
 
-HOLDOUT_COLUMNS = (USER_IDX, ITEM_IDX, "streams")
+HOLDOUT_COLUMNS = (USER_IDX, ITEM_IDX, STREAMS)
 
 
 def read_holdout(spark: SparkSession, args: argparse.Namespace) -> DataFrame:
