@@ -24,6 +24,7 @@ SUBSETS = ("all", "new")
 # A subset's answers over a block's flat relevant items: which it ranks (not seen, for "new"),
 # their percentile ranks, and a user's top list by its block row.
 Answer = tuple[np.ndarray, np.ndarray, Callable[[int], np.ndarray]]
+Columns = dict[str, Any]  # a block's rows, column by column (``frame_of`` joins blocks)
 
 
 def evaluate(
@@ -68,7 +69,8 @@ def score_partition(
     """``evaluate``'s work on one partition's batches of users, in numpy, a block of users at
     a time (``scoring.ItemSide``): the head's product, one product with every item for the
     users the head does not answer, both subsets' ranks and top lists over flat arrays, and
-    the metrics of the whole block from one (lists x positions) hit matrix."""
+    the metrics of the whole block from one (lists x positions) hit matrix. One frame per
+    batch: a frame per block of 25 users cost 1.4 ms, 12% of the time (pandas' constructor)."""
     side = ItemSide(items, known)
     shared: dict[bytes, metrics.Ranking] = {}  # one vector all of a block has, across blocks
     for pdf in batches:
@@ -76,14 +78,14 @@ def score_partition(
         if vectors is not None and (vectors == vectors[0]).all():
             # Every user ranks from one row (the popularity baseline): no product, the whole
             # batch's questions answered over flat arrays (``_shared_block_metrics``).
-            frame = _shared_block_metrics(pdf, side, _shared(side, vectors[0], shared), subsets, ks)
-            if frame is not None:
-                yield frame
-            continue
-        for block in side.blocks(pdf):
-            frame = _block_metrics(block, side, subsets, ks, shared)
-            if frame is not None:
-                yield frame
+            parts = [
+                _shared_block_metrics(pdf, side, _shared(side, vectors[0], shared), subsets, ks)
+            ]
+        else:
+            parts = [_block_metrics(block, side, subsets, ks, shared) for block in side.blocks(pdf)]
+        frame = frame_of(parts)
+        if frame is not None:
+            yield frame
 
 
 def _shared(side: ItemSide, vector: np.ndarray, shared: dict[bytes, metrics.Ranking]) -> Any:
@@ -169,7 +171,7 @@ def _block_metrics(
     subsets: tuple[str, ...],
     ks: tuple[int, ...],
     shared: dict[bytes, metrics.Ranking],
-) -> pd.DataFrame | None:
+) -> Columns | None:
     """One block's rows, over flat arrays of the block's (user, item) pairs.
 
     The items of largest norm (``ItemSide.head``) are scored first, in a product of their
@@ -268,24 +270,40 @@ def _block_metrics(
     return _rows(block, lists, subsets, answers, ks)
 
 
-def _frame(out: dict[str, list], relevant_lists: list[np.ndarray], ks: tuple[int, ...]) -> Any:
+def _columns(
+    out: dict[str, list], relevant_lists: list[np.ndarray], ks: tuple[int, ...]
+) -> Columns | None:
     """The rows of ``out`` (user, subset, expected-percentile-rank parts, top list) with their
     metrics at each k, from one (lists x positions) hit matrix; None for no rows."""
     if not relevant_lists:
         return None
     n_relevant = np.fromiter((r.size for r in relevant_lists), np.int64, len(relevant_lists))
     hits = metrics.hits_of(out["top"], relevant_lists, max(ks))
-    frame: dict[str, Any] = {
+    columns: Columns = {
         USER_IDX: np.asarray(out[USER_IDX], dtype=np.int32),
         "subset": out["subset"],
         "n_relevant": n_relevant.astype(np.int32),
     }
     for k in ks:
         for name, values in metrics.metrics_at(hits, n_relevant, k).items():
-            frame[f"{name}@{k}"] = values
-    frame["epr_num"], frame["epr_den"] = out["epr_num"], out["epr_den"]
-    frame["top"] = [t.astype(np.int32) for t in out["top"]]
-    return pd.DataFrame(frame)
+            columns[f"{name}@{k}"] = values
+    columns["epr_num"], columns["epr_den"] = out["epr_num"], out["epr_den"]
+    columns["top"] = [t.astype(np.int32) for t in out["top"]]
+    return columns
+
+
+def frame_of(parts: list[Columns | None]) -> pd.DataFrame | None:
+    """Blocks' columns as one frame (None for no rows): lists joined, arrays concatenated."""
+    kept = [p for p in parts if p is not None]
+    if not kept:
+        return None
+    joined: Columns = {}
+    for name, first in kept[0].items():
+        if isinstance(first, np.ndarray):
+            joined[name] = np.concatenate([p[name] for p in kept])
+        else:
+            joined[name] = [x for p in kept for x in p[name]]
+    return pd.DataFrame(joined)
 
 
 def _flat(lists: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -301,7 +319,7 @@ def _shared_block_metrics(
     ranking: metrics.SharedRanking,
     subsets: tuple[str, ...],
     ks: tuple[int, ...],
-) -> pd.DataFrame | None:
+) -> Columns | None:
     """``_block_metrics`` for users who all rank from ``ranking``'s one row, without a loop
     over users: an item's rank is its position in the one order, minus (subset "new") the
     user's seen items placed before it; a "new" top list skips the seen positions (the j-th
@@ -346,7 +364,7 @@ def _rows(
     subsets: tuple[str, ...],
     answers: dict[str, Answer],
     ks: tuple[int, ...],
-) -> pd.DataFrame | None:
+) -> Columns | None:
     """The block's rows, by user then subset, from each subset's answers: which relevant
     items it ranks (``fresh``), their percentile ranks, and a user's top list by its block
     row (asked only of users with a row). A user with no relevant item in a subset has no
@@ -362,8 +380,8 @@ def _rows(
         subset_of.append(np.full(has.size, at))
         num.append(np.bincount(owner, pr[fresh] * w, minlength=n_users)[has])
         den.append(np.bincount(owner, w, minlength=n_users)[has])
-        split = np.split(rel, np.cumsum(counts)[:-1])
-        rel_lists += [split[u] for u in has]
+        ends = np.cumsum(counts)
+        rel_lists += [rel[ends[u] - counts[u] : ends[u]] for u in has.tolist()]
         top_lists += [top(int(u)) for u in has]
     users, subset_at = np.concatenate(user_of), np.concatenate(subset_of)
     order = np.lexsort((subset_at, users))
@@ -375,7 +393,7 @@ def _rows(
         "epr_den": np.concatenate(den)[order].tolist(),
         "top": [top_lists[i] for i in order],
     }
-    return _frame(out, [rel_lists[i] for i in order], ks)
+    return _columns(out, [rel_lists[i] for i in order], ks)
 
 
 def _unseen_tops(
