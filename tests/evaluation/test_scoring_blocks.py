@@ -271,7 +271,7 @@ def per_user_rows(block, side, subsets, ks):
             out["epr_den"].append(float(w.sum()))
             out["top"].append(ranking_.top(kmax, exclude))
             relevant_lists.append(rel)
-    return ranking.frame_of([ranking._columns(out, relevant_lists, ks)])
+    return scoring.frame_of([ranking._columns(out, relevant_lists, ks)])
 
 
 def assert_same_rows(got, expected):
@@ -319,7 +319,7 @@ def test_block_metrics_equal_each_users_own_ranking(monkeypatch, seed, head_item
     )
     frame["weights"] = [rng.random(len(r)).tolist() for r in frame["relevant"]]
     side = scoring.ItemSide(items, known)
-    got = ranking.frame_of([ranking._block_metrics(frame, side, ranking.SUBSETS, ks, {})])
+    got = scoring.frame_of([ranking._block_metrics(frame, side, ranking.SUBSETS, ks, {})])
     assert_same_rows(got, per_user_rows(frame, side, ranking.SUBSETS, ks))
     # With a head, some users were answered without their whole row; without, none.
     assert (side.answered_by_head > 0) == (head_items < n_items)

@@ -18,13 +18,12 @@ from pyspark.sql import functions as F
 
 from musicrec.evaluation import metrics
 from musicrec.model.prepare import ITEM_IDX, USER_IDX
-from musicrec.model.scoring import ItemSide, spread
+from musicrec.model.scoring import Columns, ItemSide, frame_of, spread
 
 SUBSETS = ("all", "new")
 # A subset's answers over a block's flat relevant items: which it ranks (not seen, for "new"),
 # their percentile ranks, and a user's top list by its block row.
 Answer = tuple[np.ndarray, np.ndarray, Callable[[int], np.ndarray]]
-Columns = dict[str, Any]  # a block's rows, column by column (``frame_of`` joins blocks)
 
 
 def evaluate(
@@ -70,7 +69,7 @@ def score_partition(
     a time (``scoring.ItemSide``): the head's product, one product with every item for the
     users the head does not answer, both subsets' ranks and top lists over flat arrays, and
     the metrics of the whole block from one (lists x positions) hit matrix. One frame per
-    batch: a frame per block of 25 users cost 1.4 ms, 12% of the time (pandas' constructor)."""
+    batch (``scoring.frame_of``)."""
     side = ItemSide(items, known)
     shared: dict[bytes, metrics.Ranking] = {}  # one vector all of a block has, across blocks
     for pdf in batches:
@@ -290,20 +289,6 @@ def _columns(
     columns["epr_num"], columns["epr_den"] = out["epr_num"], out["epr_den"]
     columns["top"] = [t.astype(np.int32) for t in out["top"]]
     return columns
-
-
-def frame_of(parts: list[Columns | None]) -> pd.DataFrame | None:
-    """Blocks' columns as one frame (None for no rows): lists joined, arrays concatenated."""
-    kept = [p for p in parts if p is not None]
-    if not kept:
-        return None
-    joined: Columns = {}
-    for name, first in kept[0].items():
-        if isinstance(first, np.ndarray):
-            joined[name] = np.concatenate([p[name] for p in kept])
-        else:
-            joined[name] = [x for p in kept for x in p[name]]
-    return pd.DataFrame(joined)
 
 
 def _flat(lists: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
