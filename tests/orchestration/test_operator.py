@@ -65,3 +65,22 @@ def test_driver_jvm_options_and_heap_are_on_the_spark_submit_command_line(connec
     for key, value in spark_conf.launch_conf("local[1]").items():
         assert f"{key}={value}" in command
     assert "spark.driver.memory=4g" in command
+
+
+def test_a_grid_layout_train_task_runs_its_driver_with_c1_only(connection, tmp_path):
+    """The train task of a grid layout (the default) gets the JIT setting on top of the
+    launch conf; a train task of MLlib's layout (ALS inside the JVM) does not."""
+    from musicrec.runtime import spark_conf
+
+    train = tmp_path / "train.py"  # the operator names the job after the application file
+    train.write_text(APP.read_text())
+    commands = {}
+    for name, args in (("default", ["0"]), ("mllib", ["0", "--layout", "mllib"])):
+        task = spark_task(f"train_{name}", str(train), args, str(ROOT / "dist" / "musicrec.zip"))
+        task.execute({})
+        commands[name] = " ".join(task._hook._build_spark_submit_command(str(train)))
+    option = spark_conf.GRID_TRAINING_JIT[0]
+    archive = spark_conf.BASE["spark.driver.extraJavaOptions"][0]
+    assert f"spark.driver.extraJavaOptions={archive} {option}" in commands["default"]
+    assert f"spark.driver.extraJavaOptions={archive}" in commands["mllib"]
+    assert option not in commands["mllib"]

@@ -202,6 +202,54 @@ def test_make_test_stops_at_once_naming_what_is_missing(tmp_path):
     assert full.returncode == 0, full.stderr  # this machine has everything
 
 
+@pytest.mark.parametrize(
+    ("job", "args", "c1_only"),
+    [
+        ("train", ["--as-of", "2026-01-14"], True),  # the default layout: half gridify
+        ("train", ["--layout", "full-gridify"], True),
+        ("train", ["--layout=half-gridify"], True),
+        ("train", ["--layout", "mllib"], False),
+        ("evaluate", ["--layout", "half-gridify"], False),
+    ],
+)
+def test_only_a_grid_layout_train_step_compiles_with_c1_only(job, args, c1_only):
+    from musicrec.runtime import submit
+
+    option = spark_conf.GRID_TRAINING_JIT[0]
+    conf = spark_conf.step_launch_conf("local[2]", job, args)
+    archive = spark_conf.BASE["spark.driver.extraJavaOptions"][0]
+    expected = f"{archive} {option}" if c1_only else archive
+    assert conf["spark.driver.extraJavaOptions"] == expected
+    assert conf["spark.driver.memory"] == spark_conf.launch_conf("local[2]")["spark.driver.memory"]
+    command = submit.command(job, args, "local[2]")
+    assert f"spark.driver.extraJavaOptions={expected}" in command
+
+
+def test_a_grid_training_driver_runs_with_c1_only(tmp_path):
+    """The option reaches the driver JVM spark-submit starts (its runtime arguments), with
+    the tests' own JIT setting (conftest) taken out of the environment."""
+    from musicrec.runtime import submit
+
+    app = tmp_path / "jvm_args.py"
+    app.write_text(
+        "from pyspark.sql import SparkSession\n"
+        "spark = SparkSession.builder.getOrCreate()\n"
+        "bean = spark.sparkContext._jvm.java.lang.management.ManagementFactory\n"
+        "print('JVM ARGS', list(bean.getRuntimeMXBean().getInputArguments()))\n"
+    )
+    env = {k: v for k, v in submit.environment().items() if k != "JDK_JAVA_OPTIONS"}
+    found = {}
+    for layout in ("half-gridify", "mllib"):
+        launch = spark_conf.step_launch_conf("local[1]", "train", ["--layout", layout])
+        cmd = submit.app_command(app, [], "local[1]", launch)
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-3000:]
+        found[layout] = next(x for x in out.stdout.splitlines() if x.startswith("JVM ARGS"))
+    assert spark_conf.GRID_TRAINING_JIT[0] in found["half-gridify"]
+    assert spark_conf.GRID_TRAINING_JIT[0] not in found["mllib"]
+    assert "-XX:SharedArchiveFile=" in found["mllib"]
+
+
 def test_spark_submit_maps_the_class_archive_make_dist_built(tmp_path):
     """`make dist` recorded Spark's classes on this JDK; a driver started with the presets
     loads them from the archive (the JVM's class+load log names the source)."""

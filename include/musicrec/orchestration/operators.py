@@ -144,7 +144,9 @@ class MusicrecSparkSubmitOperator(SparkSubmitOperator):
             raise AirflowFailException(f"Spark connection {self._conn_id!r} has no master host")
         # Driver JVM options and heap: the driver's session builder is too late for them.
         given: dict[str, Any] = getattr(self, "conf", None) or {}
-        self.conf = {**spark_conf.launch_conf(conn.host), **given}
+        job = Path(self.application).stem  # spark_jobs/<job>.py
+        launch = spark_conf.step_launch_conf(conn.host, job, self.application_args or [])
+        self.conf = {**launch, **given}
         try:
             super().execute(context)
             self._report_health(context)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from musicrec.runtime.spark_conf import DEFAULT_MASTER, default_conf
+from musicrec.runtime.spark_conf import DEFAULT_MASTER, default_conf, step_launch_conf
 
 ROOT = Path(__file__).resolve().parents[3]
 PY_FILES = ROOT / "dist" / "musicrec.zip"
@@ -27,8 +27,11 @@ def command(
     master: str = DEFAULT_MASTER,
     extra_conf: dict[str, str] | None = None,
 ) -> list[str]:
-    """spark-submit of ``spark_jobs/<job>.py``."""
-    return app_command(ROOT / "spark_jobs" / f"{job}.py", args, master, extra_conf)
+    """spark-submit of ``spark_jobs/<job>.py``, with what its driver needs at launch."""
+    launch = step_launch_conf(master, job, args)
+    return app_command(
+        ROOT / "spark_jobs" / f"{job}.py", args, master, {**launch, **(extra_conf or {})}
+    )
 
 
 def app_command(
