@@ -183,6 +183,12 @@ def test_blocks_hold_their_keys_ratings_read_from_the_files(spark, tiny, tmp_pat
     keyings = [blocks.Keying(by, by, 3, blocks.modulo(3)) for by in ("user", "item")]
     built = blocks.build(spark.sparkContext, files, keyings, 5.0)
     assert built.pairs == {"user": len(train), "item": len(train)}
+    # The build's one job left every block in Spark's cache (counted in the JVM).
+    cached = {
+        info.id(): info.numCachedPartitions()
+        for info in spark.sparkContext._jsc.sc().getRDDStorageInfo()
+    }
+    assert [cached.get(built.rdds[by].id()) for by in ("user", "item")] == [3, 3]
     users, items = train["user_idx"].to_numpy(), train["item_idx"].to_numpy()
     conf = (1 + 5.0 * train["rating"].to_numpy(np.float64)).astype(np.float32)
     for by, (rows, cols) in {"user": (users, items), "item": (items, users)}.items():
