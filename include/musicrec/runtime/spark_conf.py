@@ -229,7 +229,7 @@ def launch_conf(master: str) -> dict[str, str]:
 GRID_TRAINING_JIT: tuple[str, str] = (
     "-XX:TieredStopAtLevel=1",
     "C1 only: C2 compiled for 2-3 CPU-s of a medium half-gridify fit's 6-7 s, on the same two "
-    "cores as the solving tasks; first fits 6.1/6.2/5.9 s against 7.1/6.3/6.8 (medium), "
+    "cores as the solving tasks; first fits 5.7/6.2/6.3 s against 6.7/6.6/7.7 (medium), "
     "40.6/40.1 against 42.4/48.8 (large), alternated (HISTORY). MLlib's ALS runs in the JVM: "
     "it keeps C2",
 )
