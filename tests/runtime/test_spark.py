@@ -209,6 +209,7 @@ def test_make_test_stops_at_once_naming_what_is_missing(tmp_path):
         ("train", ["--layout", "full-gridify"], True),
         ("train", ["--layout=half-gridify"], True),
         ("train", ["--layout", "mllib"], False),
+        ("train", ["--lay", "mllib", "--rank", "8"], False),  # argparse's abbreviation
         ("evaluate", ["--layout", "half-gridify"], False),
     ],
 )

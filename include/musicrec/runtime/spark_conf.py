@@ -246,13 +246,12 @@ def step_launch_conf(master: str, job: str, args: Sequence[str]) -> dict[str, st
 
 
 def _layout(args: Sequence[str]) -> str:
-    """The train step's ``--layout`` in ``args``, else the configured default."""
+    """The train step's ``--layout`` in ``args`` as its own argparse reads it (``--layout X``,
+    ``--layout=X``, an abbreviation), else the configured default."""
+    import argparse
+
     from musicrec.config import DEFAULT_LAYOUT
 
-    args = [str(a) for a in args]
-    for i, arg in enumerate(args):
-        if arg == "--layout" and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith("--layout="):
-            return arg.split("=", 1)[1]
-    return DEFAULT_LAYOUT
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--layout", default=DEFAULT_LAYOUT)
+    return parser.parse_known_args([str(a) for a in args])[0].layout
