@@ -3,6 +3,7 @@ test mixin), and each grid layout against a single-process solution."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -113,6 +114,18 @@ def test_grid_layouts_match_a_single_process_solution(spark, tiny, module, solve
         assert 0 < d["kernel_seconds"] <= d["kernel_task_seconds"]
         assert d["kernel_seconds"] < d["alternate_seconds"] < fitted.seconds
         assert d["build_seconds"] + d["alternate_seconds"] <= fitted.seconds + 0.01  # rounding
+        assert d["blocks_rebuilt"] == 0  # every task found its block where it was staged
+        assert staged_on_executor(spark) == []  # released with the fit
+
+
+def staged_on_executor(spark) -> list[str]:
+    """Folders of staged blocks in the (local) executor's Spark local directory."""
+
+    def listing(_):
+        root = blocks.local_root()
+        return sorted(str(p.relative_to(root)) for p in root.glob("*/*")) if root.exists() else []
+
+    return spark.sparkContext.parallelize([0], 1).flatMap(listing).collect()
 
 
 def test_full_gridify_cell_sums_equal_a_dense_computation():
@@ -177,6 +190,9 @@ def test_blocks_hold_their_keys_ratings_read_from_the_files(spark, tiny, tmp_pat
     for field in ("n_users", "n_items", "pairs"):
         assert getattr(from_footers, field) == getattr(aggregated, field)
     assert grid.footer_shape(files) == from_footers
+    assert grid.shape_of(ratings, files, counted=len(train)) == from_footers
+    with pytest.raises(ValueError, match="the files given are not the ratings' rows"):
+        grid.shape_of(ratings, files, counted=len(train) + 1)  # a caller's count is checked
     bare = tmp_path / "no-statistics.parquet"
     pq.write_table(pq.read_table(files[0]), bare, write_statistics=False)
     assert grid.footer_shape([str(bare)]) is None
@@ -204,6 +220,73 @@ def test_blocks_hold_their_keys_ratings_read_from_the_files(spark, tiny, tmp_pat
     cfg = ALSConfig(layout="half-gridify", rank=4, max_iter=1)
     with pytest.raises(ValueError, match="the files given are not the ratings' rows"):
         half_gridify.fit(spark, ratings, cfg, files=files[:2])
+
+
+def test_staged_blocks_are_mapped_from_the_executors_disk_rebuilt_if_missing_and_released(
+    spark, tiny, tmp_path
+):
+    """Half gridify's blocks: one job writes them to the executor's Spark local directory and
+    each task memory-maps its own; a block missing where its task runs is rebuilt there from
+    the files, the same block, and the fit gives the same factors; release removes them."""
+    frame, train = tiny
+    frame.repartition(2).write.parquet(str(tmp_path / "r"))
+    files = [str(f) for f in io.parquet_files(tmp_path / "r")]
+    ratings = spark.read.parquet(str(tmp_path / "r"))
+    keyings = [blocks.Keying(by, by, 3, blocks.modulo(3)) for by in ("user", "item")]
+    sc = spark.sparkContext
+
+    def stage():
+        built = blocks.stage(sc, files, keyings, 5.0)
+        assert built.pairs == {"user": len(train), "item": len(train)}
+        return built, built.staged
+
+    built, staged = stage()
+    token = staged.token
+    assert staged_on_executor(spark) == [
+        f"{token}/{by}-{k}" for by in ("item", "user") for k in range(3)
+    ]
+
+    def loaded(drop: tuple[str, int] | None):
+        def task(_):
+            if drop is not None:
+                shutil.rmtree(staged.folder(*drop))
+            out = []
+            for by in ("user", "item"):
+                for key in range(3):
+                    block, rebuilt = staged.load(by, key)
+                    mapped = all(isinstance(a, np.memmap) for a in block)
+                    out.append((by, key, rebuilt, mapped, [np.array(a) for a in block]))
+            return out
+
+        return sc.parallelize([0], 1).flatMap(task).collect()
+
+    for by, key, rebuilt, mapped, arrays in loaded(None):
+        want = blocks.read_block(files, next(k for k in keyings if k.name == by), 5.0, key)
+        assert not rebuilt and mapped
+        assert all(np.array_equal(a, b) for a, b in zip(arrays, want, strict=True))
+        np.testing.assert_array_equal(built.rows[by][key], want.rows)
+    after_drop = {
+        (by, key): (rebuilt, mapped) for by, key, rebuilt, mapped, _ in loaded(("user", 1))
+    }
+    assert after_drop.pop(("user", 1)) == (True, False)  # rebuilt in the task, from the files
+    assert set(after_drop.values()) == {(False, True)}
+    assert len(staged_on_executor(spark)) == 6  # and staged again
+
+    # A fit whose user block 1 is gone mid-run gives the factors of one that had it.
+    cfg = ALSConfig(layout="half-gridify", rank=4, max_iter=2, alpha=5.0)
+    shape = grid.shape_of(ratings, files)
+    whole, _ = half_gridify.alternate(spark, built, shape, cfg, None, None)
+    blocks.release(built)
+    assert staged_on_executor(spark) == []
+    cached = {i.id() for i in sc._jsc.sc().getRDDStorageInfo()}
+    assert built.rdds["user"].id() not in cached
+    built, staged = stage()
+    sc.parallelize([0], 1).foreach(lambda _: shutil.rmtree(staged.folder("user", 1)))
+    missing, kernel = half_gridify.alternate(spark, built, shape, cfg, None, None)
+    blocks.release(built)
+    assert kernel.rebuilt == 1
+    np.testing.assert_array_equal(missing.users, whole.users)
+    np.testing.assert_array_equal(missing.items, whole.items)
 
 
 def test_blocks_are_csr_sorted_by_row_then_column_and_refuse_duplicate_pairs():

@@ -165,12 +165,13 @@ def fit(
     checkpoints: grid.Checkpoints | None = None,
     initial: tuple[np.ndarray, np.ndarray] | None = None,
     files: list[str] | None = None,
+    pairs: int | None = None,
 ) -> grid.Fitted:
     """ALS on ``ratings``; ``files`` as for half gridify."""
     started = time.monotonic()
     written_before = grid.shuffle_written(spark)
     with grid.rating_files(ratings, files) as names:
-        shape = grid.shape_of(ratings, files)  # by content when the files are our own
+        shape = grid.shape_of(ratings, files, pairs)  # by content when the files are our own
         n = grid.default_blocks(spark, cfg)
         cells = Grid(spark, ratings, cfg, n, names)  # built once, inside the timing
         try:

@@ -69,10 +69,12 @@ def fit(
     cfg: ALSConfig,
     checkpoints: grid.Checkpoints | None = None,
     files: list[Path] | None = None,
+    pairs: int | None = None,
 ) -> Trained:
     """Train ``cfg.layout`` on ``ratings`` (user_idx, item_idx, rating), read from written
     files (deterministic input, SPARK-28927). ``files``: those parquet files, which the grid
-    layouts read directly (pyarrow) to build their blocks."""
+    layouts read directly (pyarrow) to build their blocks; ``pairs``: the ratings' count, if
+    the caller has it."""
     if cfg.layout == "mllib":
         before = grid.shuffle_written(spark)
         users, items, seconds = mllib.fit(spark, ratings, cfg)
@@ -95,4 +97,4 @@ def fit(
         )
     module = half_gridify if cfg.layout == "half-gridify" else full_gridify
     names = None if files is None else [str(f) for f in files]
-    return _from_grid(spark, module.fit(spark, ratings, cfg, checkpoints, files=names))
+    return _from_grid(spark, module.fit(spark, ratings, cfg, checkpoints, files=names, pairs=pairs))

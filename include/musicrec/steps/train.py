@@ -95,7 +95,7 @@ def run(spark: SparkSession, cfg: ALSConfig, args: argparse.Namespace) -> dict[s
     )
     workers_s = grid.start_workers(spark) if cfg.layout != "mllib" else 0.0
     files = io.split_files(args.interactions, args.as_of, c.SPLIT_TRAIN)
-    trained = layouts.fit(spark, data, cfg, checkpoints, files)
+    trained = layouts.fit(spark, data, cfg, checkpoints, files, pairs)
     metadata = {
         "model_id": args.model_id,
         "layout": trained.layout,
