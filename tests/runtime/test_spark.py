@@ -266,3 +266,26 @@ def test_spark_submit_maps_the_class_archive_make_dist_built(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     loaded = log.read_text()
     assert "org.apache.spark.deploy.SparkSubmit source: shared objects file (top)" in loaded
+
+
+def test_a_job_is_not_submitted_with_py_files_older_than_the_sources(tmp_path, monkeypatch):
+    """The driver and Python workers import `dist/musicrec.zip`: code edited since `make dist`
+    is refused with the fix named, not silently run in its old version."""
+    import os
+
+    from musicrec.runtime import submit
+
+    assert submit.stale_sources() == []  # `make test` built the archive from these sources
+    archive, sources = tmp_path / "musicrec.zip", tmp_path / "src"
+    (sources / "pkg").mkdir(parents=True)
+    archive.write_bytes(b"zip")
+    (sources / "pkg" / "old.py").write_text("")
+    os.utime(sources / "pkg" / "old.py", (1, 1))
+    assert submit.stale_sources(archive, [sources]) == []
+    (sources / "pkg" / "new.py").write_text("")
+    os.utime(archive, (1, 2))
+    assert submit.stale_sources(archive, [sources]) == [sources / "pkg" / "new.py"]
+    monkeypatch.setattr(submit, "PY_FILES", archive)
+    monkeypatch.setattr(submit, "SOURCES", (sources,))
+    with pytest.raises(RuntimeError, match=r"older than .*new\.py \(1 changed files\).*make dist"):
+        submit.app_command(ROOT / "tests" / "apps" / "exit_with.py", ["0"])

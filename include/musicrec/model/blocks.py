@@ -15,11 +15,11 @@ ratings. Two ways to keep them:
 
 No shuffle: each block's task reads the whole split (three columns), so a side of n blocks
 reads it n times, spread over the cores: with a block per core, each core reads the split
-once per side whatever the cluster's size (``stage``: once for both sides). The previous build shuffled the ratings (each row
-group cut into pieces per block, partitionBy, merge): at the large size (17M ratings) 9.7 s
-and 16.5 s of task time, most of it pickling pieces through Spark, against 2.7-3.5 s and
-5.4 s here (HISTORY). Executors must see the files (the lake is a shared file system; a lost
-block is rebuilt from them).
+once per side whatever the cluster's size (``stage``: once for both sides). The previous
+build shuffled the ratings (each row group cut into pieces per block, partitionBy, merge):
+at the large size (17M ratings) 9.7 s and 16.5 s of task time, most of it pickling pieces
+through Spark, against 2.7-3.5 s and 5.4 s here (HISTORY). Executors must see the files
+(the lake is a shared file system; a lost block is rebuilt from them).
 
 Rows inside a block are in ascending id order and columns ascending within a row, so a
 block and everything computed from it are the same on every run and every recomputation.

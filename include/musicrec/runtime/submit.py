@@ -15,6 +15,16 @@ from musicrec.runtime.spark_conf import DEFAULT_MASTER, default_conf, step_launc
 
 ROOT = Path(__file__).resolve().parents[3]
 PY_FILES = ROOT / "dist" / "musicrec.zip"
+SOURCES = (ROOT / "include" / "musicrec", ROOT / "spark_jobs")  # what `make dist` zips
+
+
+def stale_sources(archive: Path = PY_FILES, sources: Sequence[Path] = SOURCES) -> list[Path]:
+    """Python sources changed since ``archive`` was built: the driver and the Python workers
+    import the archive (``--py-files``), so a job would silently run the old code."""
+    built = archive.stat().st_mtime
+    return sorted(
+        p for s in sources if s.is_dir() for p in s.rglob("*.py") if p.stat().st_mtime > built
+    )
 
 
 def spark_submit_bin() -> str:
@@ -43,6 +53,12 @@ def app_command(
     """spark-submit of any application with the jobs' master, conf and --py-files."""
     if not PY_FILES.exists():
         raise FileNotFoundError(f"{PY_FILES} is missing: run `make dist`")
+    stale = stale_sources(PY_FILES, SOURCES)
+    if stale:
+        raise RuntimeError(
+            f"{PY_FILES} is older than {stale[0]} ({len(stale)} changed files): the jobs "
+            "would run the code it holds, not yours; run `make dist`"
+        )
     conf = {**default_conf(master), "spark.pyspark.python": sys.executable, **(extra_conf or {})}
     cmd = [spark_submit_bin(), "--master", master, "--py-files", str(PY_FILES)]
     for key, value in sorted(conf.items()):
