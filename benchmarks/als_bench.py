@@ -188,7 +188,8 @@ def als_benchmark(
     tuned = dict(fixed["implicit"]) if fixed else implicit_tune(csr)
     common = ["--data-root", str(work), "--interactions", str(table), "--as-of", AS_OF]
     runs: dict[str, dict] = {
-        n: {"fit": [], "step": [], "rss": 0.0, "meta": None, "search": []} for n in measure
+        n: {"fit": [], "kernel": [], "step": [], "rss": 0.0, "meta": None, "search": []}
+        for n in measure
     }
     implicit_s: dict[str, list[float]] = {"cg": [], "cholesky": []}
     chosen: dict[str, dict] = {}
@@ -214,6 +215,7 @@ def als_benchmark(
             meta = json.loads((work / "models" / "runs" / model_id / "metadata.json").read_text())
             runs[layout]["meta"] = meta
             runs[layout]["fit"].append(meta["timings"]["fit_seconds"])
+            runs[layout]["kernel"].append(meta["fit"].get("kernel_seconds"))
             runs[layout]["rss"] = max(runs[layout]["rss"], rss)
         for name, use_cg in (("cg", True), ("cholesky", False)):
             model, seconds = implicit_fit(csr, use_cg, tuned["regularization"], tuned["alpha"])
@@ -256,6 +258,8 @@ def als_benchmark(
         layouts[layout.replace("-", "_")] = {
             "fit_s": median(runs[layout]["fit"]),
             "fit_runs_s": runs[layout]["fit"],
+            # Grid layouts: the tasks' kernel time in each run, beside `implicit`'s runs.
+            "kernel_runs_s": runs[layout]["kernel"],
             # The whole spark-submit: JVM, session, read, Python workers, fit, write.
             "train_step_s": float(sorted(runs[layout]["step"])[len(runs[layout]["step"]) // 2]),
             "search": runs[layout].get("search", []),
@@ -278,6 +282,7 @@ def als_benchmark(
         "layouts": layouts,
         "train_s": default["fit_s"],
         "implicit_cg_s": median(implicit_s["cg"]),
+        "implicit_cg_runs_s": implicit_s["cg"],  # alternated with the layouts' runs
         "implicit_cholesky_s": median(implicit_s["cholesky"]),
         "gflops_per_s": flops / default["fit_s"] / 1e9,
         "peak_rss_mb": default["peak_rss_mb"],
