@@ -48,10 +48,11 @@ log = logging.getLogger(__name__)
 
 COLUMNS = [USER_IDX, ITEM_IDX, RATING]
 
-# Every half-iteration reads each block from Spark's cache into its Python task: kept as the
-# pickled bytes themselves (_DESER), not re-serialized by Kryo and lz4 (spark.rdd.compress),
-# a block read costs 25% less (large, 70 MB a block: 0.24 -> 0.18 s, measured in the task).
-# On disk too when memory is short, never dropped; a lost executor's blocks are rebuilt.
+# ``build``'s blocks are read from Spark's cache into a Python task every half-iteration: kept
+# as the pickled bytes themselves (_DESER), not re-serialized by Kryo and lz4
+# (spark.rdd.compress), a read costs 25% less (70 MB blocks, when half gridify's were cached:
+# 0.24 -> 0.18 s in the task). On disk too when memory is short, never dropped; a lost
+# executor's blocks are rebuilt. ``stage``'s cached keys use it too.
 STORAGE = StorageLevel.MEMORY_AND_DISK_DESER
 
 
@@ -214,7 +215,9 @@ def build(sc: SparkContext, files: list[str], keyings: list[Keying], alpha: floa
     return _built(keyings, out, heads.value)
 
 
-def _built(keyings: list[Keying], rdds: dict[str, RDD], heads: dict, staged: Any = None) -> Built:
+def _built(
+    keyings: list[Keying], rdds: dict[str, RDD], heads: dict, staged: Staged | None = None
+) -> Built:
     rows: dict[str, dict[int, np.ndarray]] = {k.name: {} for k in keyings}
     pairs = {k.name: 0 for k in keyings}
     for (name, key), (ids, n_pairs) in sorted(heads.items()):
@@ -339,5 +342,5 @@ def release(built: Built) -> None:
             handles.foreachPartition(lambda _: staged.remove())
         except Exception as exc:  # cleanup must not hide the fit's own outcome
             log.warning("staged blocks %s not removed (%s): left to Spark", staged.token, exc)
-    for rdd in {id(r): r for r in built.rdds.values()}.values():
+    for rdd in built.rdds.values():  # staged: one RDD under each name; twice is harmless
         rdd.unpersist()
