@@ -227,7 +227,7 @@ def test_only_a_grid_layout_train_step_compiles_with_c1_only(job, args, c1_only)
 
 
 def test_a_grid_training_driver_runs_with_c1_only(tmp_path):
-    """The option reaches the driver JVM spark-submit starts (its runtime arguments), with
+    """The options reach the driver JVM spark-submit starts (its runtime arguments), with
     the tests' own JIT setting (conftest) taken out of the environment."""
     from musicrec.runtime import submit
 
@@ -246,8 +246,9 @@ def test_a_grid_training_driver_runs_with_c1_only(tmp_path):
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]
         found[layout] = next(x for x in out.stdout.splitlines() if x.startswith("JVM ARGS"))
-    assert spark_conf.GRID_TRAINING_JIT[0] in found["half-gridify"]
-    assert spark_conf.GRID_TRAINING_JIT[0] not in found["mllib"]
+    for option in spark_conf.GRID_TRAINING_JIT[0].split():
+        assert f"'{option}'" in found["half-gridify"]
+        assert f"'{option}'" not in found["mllib"]
     assert "-XX:SharedArchiveFile=" in found["mllib"]
 
 
