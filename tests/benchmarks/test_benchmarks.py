@@ -98,6 +98,16 @@ def test_a_size_measured_without_some_layouts_shows_dashes_for_them():
 
 
 @pytest.mark.unit
+def test_half_gridify_against_implicit_is_the_median_of_its_repetitions_pairs():
+    """A pair is one repetition's half-gridify fit and the `implicit` fit right after it; the
+    table shows their median ratio, not a ratio of two medians taken minutes apart."""
+    half = {**ALS["layouts"]["half_gridify"], "implicit_ratio": 1.17}
+    paired = {**ALS, "layouts": {**ALS["layouts"], "half_gridify": half}}
+    (row,) = [r for r in bench.als_rows({**RESULT, "als": [paired]}) if r.startswith("| small")]
+    assert "| 1.8 | 6.0 | 15.0 | 0.9 | 1.17x | 8.3x |" in row
+
+
+@pytest.mark.unit
 def test_the_steps_table_sets_evaluate_and_publish_against_the_train_step():
     half = {**ALS["layouts"]["half_gridify"], "train_step_s": 50.0}
     large = {
