@@ -256,6 +256,10 @@ def als_benchmark(
 
     implicit_runs = implicit_s["cg"]
 
+    def over_implicit(fits: list[float]) -> list[float]:
+        """Each run over the `implicit` CG fit of its own repetition."""
+        return [f / i for f, i in zip(fits, implicit_runs, strict=True)]
+
     m, n, nnz = shape["users"], shape["items"], shape["nnz"]
     flops = ITERATIONS * (2 * nnz * RANK**2 + (m + n) * RANK**3 / 3)
     pop_all = metrics["all"]["popularity"]
@@ -265,13 +269,8 @@ def als_benchmark(
         layouts[layout.replace("-", "_")] = {
             "fit_s": median(runs[layout]["fit"]),
             "fit_runs_s": runs[layout]["fit"],
-            # Each run over the `implicit` CG fit of its own repetition, and their median.
-            "implicit_ratio_runs": [
-                round(f / i, 3) for f, i in zip(runs[layout]["fit"], implicit_runs, strict=True)
-            ],
-            "implicit_ratio": median(
-                [f / i for f, i in zip(runs[layout]["fit"], implicit_runs, strict=True)]
-            ),
+            "implicit_ratio_runs": [round(x, 3) for x in over_implicit(runs[layout]["fit"])],
+            "implicit_ratio": median(over_implicit(runs[layout]["fit"])),
             # Grid layouts: the tasks' kernel time in each run, beside `implicit`'s runs.
             "kernel_runs_s": runs[layout]["kernel"],
             # The whole spark-submit: JVM, session, read, Python workers, fit, write.
@@ -295,7 +294,7 @@ def als_benchmark(
         "default_layout": DEFAULT_LAYOUT,
         "layouts": layouts,
         "train_s": default["fit_s"],
-        "implicit_cg_s": median(implicit_s["cg"]),
+        "implicit_cg_s": median(implicit_runs),
         "implicit_cg_runs_s": implicit_runs,  # each right after its repetition's default layout
         "implicit_cholesky_s": median(implicit_s["cholesky"]),
         "gflops_per_s": flops / default["fit_s"] / 1e9,

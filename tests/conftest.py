@@ -9,6 +9,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from musicrec.runtime import spark_conf
 
 os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
@@ -16,10 +17,9 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 # Every JVM the tests start (spark-submit drivers, executors, the standalone cluster) compiles
 # with C1 only: the tests' JVMs are short-lived and their data small, and C2 compilation was
 # about 40% of their CPU time (measured: ingest of 5k events, 38 s -> 21 s of CPU). Behaviour is
-# the same; only the JIT tier differs. Production runs keep the JVM's default. C1 alone
-# reserves 48 MB of code cache, which a test worker's session JVM, alive for hundreds of jobs,
-# filled ("Out of space in CodeCache for adapters", a fresh clone's run): the tiered default.
-os.environ.setdefault("JDK_JAVA_OPTIONS", "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m")
+# the same; only the JIT tier differs. Production runs keep the JVM's default (apart from a
+# grid layout's train step, spark_conf.GRID_TRAINING_JIT).
+os.environ.setdefault("JDK_JAVA_OPTIONS", spark_conf.C1_ONLY)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAULT_DAY = date(2026, 1, 1)

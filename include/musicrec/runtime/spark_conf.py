@@ -224,16 +224,19 @@ def launch_conf(master: str) -> dict[str, str]:
     return {k: v for k, v in default_conf(master).items() if k in LAUNCH_KEYS}
 
 
+# A JVM compiling with C1 only, keeping the tiered default's code cache: C1 alone reserves
+# 48 MB, which a long-lived JVM filled ("Out of space in CodeCache for adapters", then dead: a
+# test worker's session JVM after hundreds of jobs). The tests run every JVM with it.
+C1_ONLY = "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m"
+
 # The driver JVM of a train step whose layout is a grid layout (half or full gridify): its
 # JVM only schedules and moves bytes between Spark's cache and the Python workers that solve.
 GRID_TRAINING_JIT: tuple[str, str] = (
-    "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m",
+    C1_ONLY,
     "C1 only: C2 compiled for 2-3 CPU-s of a medium half-gridify fit's 6-7 s, on the same two "
     "cores as the solving tasks; first fits 5.7/6.2/6.3 s against 6.7/6.6/7.7 (medium), "
-    "40.6/40.1 against 42.4/48.8 (large), alternated (HISTORY). With the tiered default's "
-    "code cache: C1 alone reserves 48 MB, which a long-lived JVM filled in the tests ('Out of "
-    "space in CodeCache for adapters', then dead), and a search runs many fits in one JVM. "
-    "MLlib's ALS runs in the JVM: it keeps C2",
+    "40.6/40.1 against 42.4/48.8 (large), alternated (HISTORY); a search runs many fits in one "
+    "JVM. MLlib's ALS runs in the JVM: it keeps C2",
 )
 
 
