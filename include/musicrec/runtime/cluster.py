@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -92,10 +93,34 @@ def port_free(port: int) -> bool:
         return True
 
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return int(s.getsockname()[1])
+    """A free port below the kernel's ephemeral range, for a server started a moment later.
+
+    Not ``bind(0)``: that port comes from the ephemeral range, from which every other
+    ``bind(0)`` (a driver's py4j gateway, a block manager) draws too, so between this call and
+    the server's bind another process could take it, and the caller would talk to a stranger
+    (a test once polled a py4j gateway for Spark's REST API). Below the range only explicit
+    binds compete; ports are picked at random and never handed out twice by one process.
+    """
+    low = 32768
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    candidates = range(max(1024, low - 12000), low)
+    if len(candidates) < 1000:  # an unusual range leaves no room below: the kernel's choice
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            return int(s.getsockname()[1])
+    pick = random.SystemRandom()
+    for _ in range(200):
+        port = pick.choice(candidates)
+        if port not in _handed_out and port_free(port):
+            _handed_out.add(port)
+            return port
+    raise OSError(f"no free port in {candidates.start}-{candidates.stop - 1} after 200 tries")
 
 
 def alive(pid: int) -> bool:
