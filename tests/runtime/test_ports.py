@@ -19,7 +19,7 @@ def test_free_ports_are_below_the_ephemeral_range_distinct_and_bindable():
         ports = [cluster.free_port() for _ in range(50)]
         assert len(set(ports)) == 50
         assert all(1024 <= p < low for p in ports), (low, ports)
-        assert not {p for p in ports} & {s.getsockname()[1] for s in taken}
+        assert not set(ports) & {s.getsockname()[1] for s in taken}
         with socket.socket() as server:
             server.bind((cluster.HOST, ports[0]))  # still free for the server that asked
             server.listen()
