@@ -7,6 +7,7 @@ test kills something while a job runs and checks the job's result against an und
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -72,8 +73,8 @@ class Submitted:
                     if ready(self):
                         action()
                         return
-                except (OSError, ValueError, LookupError):
-                    pass  # the driver UI is not up yet, or the app has no executors yet
+                except (OSError, http.client.HTTPException, ValueError, LookupError):
+                    pass  # the driver UI is not up yet (or half up), or no executors yet
                 time.sleep(0.3)
 
         self.thread = threading.Thread(target=loop, daemon=True)

@@ -11,6 +11,7 @@ No pyspark import here: only processes, files and the master's JSON status page.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import random
@@ -323,7 +324,7 @@ class StandaloneCluster:
         try:
             with urllib.request.urlopen(self.master_ui + "/json/", timeout=5) as response:
                 return dict(json.load(response))
-        except OSError:
+        except (OSError, http.client.HTTPException, ValueError):  # down, or still starting
             return None
 
     def wait_for(self, ready: Any, timeout_s: float, what: str) -> dict[str, Any] | None:
@@ -345,7 +346,7 @@ class StandaloneCluster:
             try:
                 with urllib.request.urlopen(url, timeout=5):
                     return
-            except OSError:
+            except (OSError, http.client.HTTPException):  # not listening, or half started
                 time.sleep(0.5)
         raise TimeoutError(f"timed out waiting for {what} at {url}")
 
