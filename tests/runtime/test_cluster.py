@@ -7,7 +7,6 @@ test kills something while a job runs and checks the job's result against an und
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
@@ -23,7 +22,7 @@ import pytest
 from musicrec import constants as c
 from musicrec.monitoring import executor_health
 from musicrec.runtime import submit
-from musicrec.runtime.cluster import StandaloneCluster, alive_workers, free_port
+from musicrec.runtime.cluster import NOT_ANSWERING, StandaloneCluster, alive_workers, free_port
 from pyspark.testing import assertDataFrameEqual
 
 from tests import procs
@@ -73,7 +72,7 @@ class Submitted:
                     if ready(self):
                         action()
                         return
-                except (OSError, http.client.HTTPException, ValueError, LookupError):
+                except NOT_ANSWERING + (ValueError, LookupError):
                     pass  # the driver UI is not up yet (or half up), or no executors yet
                 time.sleep(0.3)
 

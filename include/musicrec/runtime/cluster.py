@@ -94,6 +94,10 @@ def port_free(port: int) -> bool:
         return True
 
 
+# What polling a server's HTTP port meets while it is not up: nothing listening (OSError), or
+# something else answering there, or a reply cut short (a half-started UI, a py4j gateway).
+NOT_ANSWERING: tuple[type[Exception], ...] = (OSError, http.client.HTTPException)
+
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 _handed_out: set[int] = set()
 
@@ -324,7 +328,7 @@ class StandaloneCluster:
         try:
             with urllib.request.urlopen(self.master_ui + "/json/", timeout=5) as response:
                 return dict(json.load(response))
-        except (OSError, http.client.HTTPException, ValueError):  # down, or still starting
+        except NOT_ANSWERING + (ValueError,):  # down, or still starting (no JSON yet)
             return None
 
     def wait_for(self, ready: Any, timeout_s: float, what: str) -> dict[str, Any] | None:
@@ -346,7 +350,7 @@ class StandaloneCluster:
             try:
                 with urllib.request.urlopen(url, timeout=5):
                     return
-            except (OSError, http.client.HTTPException):  # not listening, or half started
+            except NOT_ANSWERING:
                 time.sleep(0.5)
         raise TimeoutError(f"timed out waiting for {what} at {url}")
 
